@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest's producer transport: a shared-memory ring (src/ring.c) plus a way to wake the
+ * consumer. One handle per producer; not thread-safe (the ring has a single producer anyway).
+ *
+ * The generic half (transport.c) owns the producer: sequence numbers, loss accounting, the
+ * lossless wait, heartbeats and flush. A backend (transport_backend.h) only maps the region and
+ * rings the doorbell, so an ivshmem backend (PCI BAR2 mmap + BAR0 doorbell) slots in beside
+ * transport_shm.c without touching this API.
+ *
+ * Nothing here logs: errors come back as negative errno values plus, for open, a message.
+ */
+#ifndef IVMON_GUEST_TRANSPORT_H
+#define IVMON_GUEST_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ivmon/proto.h"
+
+struct ivmon_guest_transport;
+
+/* ivmon_guest_transport_open flags */
+#define IVMON_GUEST_OPEN_LOSSLESS 0x1u /* lossless even if the URI does not say so */
+
+/* How long flush waits for room by default: long enough for a consumer that is alive, short
+ * enough that a clean exit with no consumer does not hang. */
+#define IVMON_GUEST_FLUSH_TIMEOUT_MS 5000
+
+struct ivmon_guest_transport_stats {
+    uint64_t produced;        /* highest sequence number taken (every record takes one) */
+    uint64_t dropped;         /* records dropped because the ring was full (drop mode) */
+    uint64_t doorbells;       /* doorbells delivered to a consumer */
+    uint64_t doorbell_misses; /* doorbells wanted that found no consumer to deliver to */
+    uint64_t full_waits;      /* lossless mode: emits that had to wait for room */
+    uint64_t ring_size;       /* ring data bytes */
+    int lossless;             /* 1 in lossless mode */
+};
+
+/* Opens the transport named by uri (see uri.h) as its producer. flags: IVMON_GUEST_OPEN_*.
+ * On failure returns a negative errno and writes a one-line reason (no newline) to err:
+ * -EINVAL/-EPROTONOSUPPORT bad URI; -EBUSY another producer is attached; -EPROTO the region
+ * holds an invalid ring; other errno values from the system calls. *ret is set on success
+ * only; the caller owns the handle until ivmon_guest_transport_close. */
+int ivmon_guest_transport_open(struct ivmon_guest_transport **ret, const char *uri, unsigned flags,
+                               char *err, size_t errlen);
+
+/* Emits one complete record (header + body, rec->len bytes, type and time_ns set); the transport
+ * sets rec->seq. The first record of a producer must be a IVMON_REC_HELLO (-EINVAL otherwise),
+ * so the consumer can tell that the sequence restarted.
+ * Returns 0 written (the doorbell is handled here); -ENOBUFS drop mode and the ring is full: the
+ * record took a sequence number and was counted, a LOST record will report it; -ETIMEDOUT
+ * lossless mode and no room within timeout_ms (< 0: wait forever): nothing was taken, the
+ * caller may retry; -EINVAL malformed record. */
+int ivmon_guest_transport_emit(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
+                               int timeout_ms);
+
+/* Emits a HEARTBEAT whose `produced` is exactly the sequence number the heartbeat itself takes
+ * and `dropped` the drop count at that moment. Same returns as emit. */
+int ivmon_guest_transport_heartbeat(struct ivmon_guest_transport *t, int timeout_ms);
+
+/* For a clean exit: emits a final HEARTBEAT in lossless mode (even in a drop-mode ring), waiting
+ * up to timeout_ms for room, so a pending loss report is written before it. Returns 0, or
+ * -ETIMEDOUT if the consumer did not make room in time (the pending loss report, if any, is then
+ * not in the ring). */
+int ivmon_guest_transport_flush(struct ivmon_guest_transport *t, int timeout_ms);
+
+/* Retries a doorbell that could not be delivered yet (consumer connecting). Call it from the
+ * event loop when the returned timeout expires. Returns the poll timeout in milliseconds the
+ * transport wants, or -1 if it needs no timer. */
+int ivmon_guest_transport_tick(struct ivmon_guest_transport *t);
+
+void ivmon_guest_transport_get_stats(const struct ivmon_guest_transport *t,
+                                     struct ivmon_guest_transport_stats *ret);
+
+/* Releases the transport; accepts NULL. Records already in the ring stay there for the consumer;
+ * a producer that opens the same region later continues after them. */
+void ivmon_guest_transport_close(struct ivmon_guest_transport *t);
+
+#endif /* IVMON_GUEST_TRANSPORT_H */

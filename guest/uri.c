@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest-side URI parsing; see uri.h for the accepted forms. */
+#include "uri.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ivmon/proto.h"
+
+int ivmon_guest_parse_bytes(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    unsigned shift = 0;
+    switch (*p) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (shift) {
+        p++;
+        if (*p != '\0')
+            return -EINVAL;
+        if (v > (UINT64_MAX >> shift))
+            return -EINVAL;
+        v <<= shift;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* Compares the n-byte key at k with the NUL-terminated name. */
+static int key_is(const char *k, size_t n, const char *name)
+{
+    return strlen(name) == n && memcmp(k, name, n) == 0;
+}
+
+/* Applies one "key=value" option of n bytes at opt to u. */
+static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, const char **ret_why)
+{
+    const char *eq = memchr(opt, '=', n);
+    if (!eq) {
+        *ret_why = "URI option without '=' (expected key=value)";
+        return -EINVAL;
+    }
+    size_t klen = (size_t)(eq - opt), vlen = n - klen - 1;
+    char val[32];
+    if (vlen == 0 || vlen >= sizeof val) {
+        *ret_why = "URI option value empty or too long";
+        return -EINVAL;
+    }
+    memcpy(val, eq + 1, vlen);
+    val[vlen] = '\0';
+
+    if (key_is(opt, klen, "size")) {
+        uint64_t v;
+        if (ivmon_guest_parse_bytes(val, &v) < 0) {
+            *ret_why = "size= is not a number (suffixes K, M, G allowed)";
+            return -EINVAL;
+        }
+        if (v < IVMON_RING_MIN_DATA || v > IVMON_RING_MAX_DATA || (v & (v - 1))) {
+            *ret_why = "size= must be a power of two between 64K and 1G";
+            return -EINVAL;
+        }
+        u->size = v;
+        return 0;
+    }
+    if (key_is(opt, klen, "lossless")) {
+        if (strcmp(val, "0") && strcmp(val, "1")) {
+            *ret_why = "lossless= must be 0 or 1";
+            return -EINVAL;
+        }
+        u->lossless = val[0] == '1';
+        return 0;
+    }
+    *ret_why = "unknown URI option (known: size, lossless)";
+    return -EINVAL;
+}
+
+/* Fills u->path from the shm target (n bytes at t): an absolute path or a /dev/shm name. */
+static int parse_shm_target(const char *t, size_t n, struct ivmon_guest_uri *u,
+                            const char **ret_why)
+{
+    static const char shm_dir[] = "/dev/shm/";
+
+    if (n == 0) {
+        *ret_why = "shm: URI needs a name or an absolute path";
+        return -EINVAL;
+    }
+    if (memchr(t, '\0', n)) {
+        *ret_why = "NUL inside URI";
+        return -EINVAL;
+    }
+    if (t[0] == '/') {
+        if (n >= sizeof u->path) {
+            *ret_why = "shm: path too long";
+            return -EINVAL;
+        }
+        memcpy(u->path, t, n);
+        u->path[n] = '\0';
+        return 0;
+    }
+    /* A bare name must stay inside /dev/shm: no separators, no dot entries. */
+    if (memchr(t, '/', n) || (n == 1 && t[0] == '.') || (n == 2 && t[0] == '.' && t[1] == '.')) {
+        *ret_why = "shm: NAME must be a plain file name (or give an absolute path)";
+        return -EINVAL;
+    }
+    if (sizeof shm_dir - 1 + n >= sizeof u->path) {
+        *ret_why = "shm: name too long";
+        return -EINVAL;
+    }
+    memcpy(u->path, shm_dir, sizeof shm_dir - 1);
+    memcpy(u->path + sizeof shm_dir - 1, t, n);
+    u->path[sizeof shm_dir - 1 + n] = '\0';
+    return 0;
+}
+
+int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const char **ret_why)
+{
+    struct ivmon_guest_uri u; /* built privately: *ret is written only on success */
+    const char *colon = strchr(uri, ':');
+
+    if (!colon) {
+        *ret_why = "URI has no scheme (expected e.g. shm:NAME)";
+        return -EINVAL;
+    }
+    size_t slen = (size_t)(colon - uri);
+    memset(&u, 0, sizeof u);
+    u.size = IVMON_GUEST_DEFAULT_RING_SIZE;
+
+    if (key_is(uri, slen, "shm")) {
+        u.kind = IVMON_GUEST_URI_SHM;
+    } else if (key_is(uri, slen, "ivshmem")) {
+        *ret_why = "ivshmem: transport is not built into this agent";
+        return -EPROTONOSUPPORT;
+    } else {
+        *ret_why = "unknown URI scheme (known: shm)";
+        return -EINVAL;
+    }
+
+    const char *rest = colon + 1, *q = strchr(rest, '?');
+    size_t tlen = q ? (size_t)(q - rest) : strlen(rest);
+    int r = parse_shm_target(rest, tlen, &u, ret_why);
+    if (r < 0)
+        return r;
+    if (q) {
+        const char *opt = q + 1;
+        for (;;) {
+            const char *amp = strchr(opt, '&');
+            size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
+            if (olen) { /* tolerate "?a=1&&b=2" and a trailing '&' */
+                r = parse_option(opt, olen, &u, ret_why);
+                if (r < 0)
+                    return r;
+            }
+            if (!amp)
+                break;
+            opt = amp + 1;
+        }
+    }
+    *ret = u;
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest-side transport URIs. The guest shares only proto.h and the ring with the host library,
+ * so it parses its own small URI dialect:
+ *
+ *   shm:NAME[?opts]            region file /dev/shm/NAME
+ *   shm:/absolute/path[?opts]  region file at that path
+ *
+ * opts: `size=N` ring data bytes, a power of two, optional K/M/G suffix (1024-based), default 4M;
+ * `lossless=0|1`. Options are separated by '&'; no percent-decoding is done.
+ */
+#ifndef IVMON_GUEST_URI_H
+#define IVMON_GUEST_URI_H
+
+#include <stdint.h>
+
+#define IVMON_GUEST_URI_SHM 1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+
+#define IVMON_GUEST_URI_PATH_MAX      4096u
+#define IVMON_GUEST_DEFAULT_RING_SIZE (4u << 20)
+
+struct ivmon_guest_uri {
+    int kind;                            /* IVMON_GUEST_URI_* */
+    char path[IVMON_GUEST_URI_PATH_MAX]; /* shm: the region file, NUL-terminated */
+    uint64_t size;                       /* ring data bytes, valid power of two */
+    int lossless;                        /* 1 if lossless=1 was given */
+};
+
+/* Parses uri into *ret. Returns 0; -EINVAL with *ret_why set for a malformed URI or option;
+ * -EPROTONOSUPPORT with *ret_why set for a known scheme this build does not have. *ret is
+ * written only on success. */
+int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const char **ret_why);
+
+/* Parses a byte count with an optional K/M/G suffix (1024-based). Returns 0 or -EINVAL
+ * (empty, junk, overflow). Shared with the tools' --size options. */
+int ivmon_guest_parse_bytes(const char *s, uint64_t *ret);
+
+#endif /* IVMON_GUEST_URI_H */

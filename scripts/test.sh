@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run). Debian 12, as root:
+#   ./scripts/test.sh
+# 1. style gates: clang-format and cppcheck over every C file;
+# 2. a normal build and every test (labels unit, e2e);
+# 3. the unit tests again under valgrind --error-exitcode=1;
+# 4. an ASan+UBSan build and every test again.
+# Any failure, including a test that cannot run, fails the script.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: run as root: the end-to-end tests start the fanotify agent" >&2
+    exit 1
+fi
+scripts/deps.sh
+
+echo "== style: clang-format, cppcheck"
+mapfile -t sources < <(git ls-files -co --exclude-standard -- '*.c' '*.h' 2>/dev/null ||
+                        find include src backends guest examples tests bench -name '*.[ch]')
+clang-format --dry-run -Werror "${sources[@]}"
+cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+    --inline-suppr --std=c11 -D__GNUC__ -D__x86_64__ -DIVMON_GUEST_VERSION='"0"' -I include -I src \
+    --suppress=missingIncludeSystem "${sources[@]}"
+
+echo "== build and test"
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIVMON_VALGRIND=ON >/dev/null
+cmake --build build/test -j"$jobs"
+ctest --test-dir build/test --output-on-failure -LE valgrind
+
+echo "== unit tests under valgrind"
+ctest --test-dir build/test --output-on-failure -L valgrind
+
+echo "== ASan + UBSan build and test"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DIVMON_SANITIZE=ON -DIVMON_BUILD_BENCH=OFF >/dev/null
+cmake --build build/asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan --output-on-failure -LE valgrind
+
+echo "== all test stages passed"

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* The backend registry: which URI schemes this build serves. Known schemes whose backend was
+ * compiled out answer -EPROTONOSUPPORT rather than "unknown scheme", so a user learns to
+ * rebuild rather than to fix a typo. */
+#include <string.h>
+
+#include "internal.h"
+
+extern const struct ivmon_backend_ops ivmon__backend_shm;
+
+static const struct ivmon_backend_ops *const backends[] = {
+    &ivmon__backend_shm,
+};
+
+/* Schemes that exist in libivmon but may be missing from a given build. */
+static const char *const known_schemes[] = {
+    "shm", "ivshmem", "ivshmem+doorbell", "libvirt", "kvm", "xen+shm", "xen+vcpu",
+};
+
+const struct ivmon_backend_ops *ivmon__backend_find(const char *scheme, int *ret_compiled_out)
+{
+    *ret_compiled_out = 0;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        const struct ivmon_backend_ops *b = backends[i];
+        /* A backend built against another table layout is not used rather than misread. */
+        if (b->abi == IVMON_BACKEND_ABI && b->size >= sizeof *b && !strcmp(b->scheme, scheme))
+            return b;
+    }
+    for (size_t i = 0; i < sizeof known_schemes / sizeof known_schemes[0]; i++)
+        if (!strcmp(known_schemes[i], scheme))
+            *ret_compiled_out = 1;
+    return NULL;
+}
