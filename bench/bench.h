@@ -87,6 +87,7 @@ struct bench_xport {
 extern volatile sig_atomic_t bench_producer_gone;
 
 extern const struct bench_xport bench_xport_ring;
+extern const struct bench_xport bench_xport_ring_batch;
 extern const struct bench_xport bench_xport_pipe;
 extern const struct bench_xport bench_xport_seqpacket;
 

@@ -97,13 +97,26 @@ The transports:
   consumer, which publishes its index every 256 records (the core's drain budget) and whenever
   the ring runs dry. When the ring is empty the consumer calls
   `ivmon_ring_consumer_prepare_sleep` and, if that allows it, blocks in `read()` on an eventfd;
-  the producer writes the eventfd only when `emit` returns 1. The consumer never spins: like a
-  monitor in its poll loop, it sleeps as soon as it has nothing to do.
+  the producer writes the eventfd only when `emit` returns 1. Before it sleeps, the consumer
+  lingers: it watches the producer index for `IVMON_RING_LINGER_SPINS` (256) `pause`
+  instructions, a few microseconds, exactly as libivmon's `shm:` backend does in
+  `ivmon_process`; a producer in full flow publishes again within that time, so neither side
+  pays a system call.
+- **libivmon ring, batched publish**: the same, but the producer calls
+  `ivmon_producer_emit_more`, which writes each record at once and makes the records visible
+  (one release store of the index, one fence, one look at the consumer's sleep flag) once per
+  4 KiB (`IVMON_PRODUCER_BATCH`) and when the producer runs out of records to send
+  (`ivmon_producer_publish`). This is how `ivmon-agent` sends: every record of one fanotify read
+  is published together. Each record is still built, copied in, copied out and checked one at a
+  time.
 - **pipe**: one `write()` per record, one blocking `read()` of exactly one record.
 - **UNIX SOCK_SEQPACKET** socketpair: one `send()` per record, one blocking `recv()` per record.
 
-Nothing is batched on any side. The one thing the ring gets that the others do not is inherent
-to its design and is the point of it: **notification suppression**. The ring costs no system
+No system call is batched on any side: the pipe and the socket pay one call per record on each
+side, as a producer that hands records to the kernel one by one does (an agent writing to
+virtio-serial, a vsock or a socket). The ring's advantages are inherent to shared memory and are
+the point of the design: **notification suppression** (below) and, in the batched row,
+**publishing many records with one index update**. The ring costs no system
 call per record; the producer rings the doorbell (one eventfd write, a VM exit for a real guest)
 only when the consumer has said it is going to sleep, so a busy producer pays one doorbell per
 batch of records, not one per record. "doorbells/rec" in the detail table is that rate; it

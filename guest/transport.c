@@ -35,6 +35,7 @@ struct ivmon_guest_transport {
     struct ivmon_producer p; /* owns the ring and the sequence numbers */
     int hello_done;          /* a HELLO took sequence number 1 */
     int doorbell_pending;    /* the consumer asked to be woken and has not been yet */
+    int batching;            /* between batch_begin and batch_end: emit_more, publish later */
     struct ivmon_guest_transport_stats st;
 };
 
@@ -131,7 +132,12 @@ static int emit_loop(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
                                 sizeof(struct ivmon_rec_hdr) + sizeof(struct ivmon_rec_heartbeat),
                                 ivmon_guest_realtime_ns(), produced, t->p.dropped_total);
         }
-        int r = ivmon_producer_emit(&t->p, rec);
+        int r =
+            t->batching ? ivmon_producer_emit_more(&t->p, rec) : ivmon_producer_emit(&t->p, rec);
+        /* A failed emit may still have published (a loss report, or the batch so far, so the
+         * consumer can make room); the doorbell that wanted is collected here. */
+        if (r < 0 && ivmon_producer_publish(&t->p))
+            t->doorbell_pending = 1;
         if (r != -EAGAIN) {
             if ((r >= 0 || r == -ENOBUFS) && rec->type == IVMON_REC_HELLO)
                 t->hello_done = 1; /* even dropped: it took its number, a LOST will name it */
@@ -157,6 +163,19 @@ static int emit_loop(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
         }
         nap();
     }
+}
+
+void ivmon_guest_transport_batch_begin(struct ivmon_guest_transport *t)
+{
+    t->batching = 1;
+}
+
+void ivmon_guest_transport_batch_end(struct ivmon_guest_transport *t)
+{
+    t->batching = 0;
+    if (ivmon_producer_publish(&t->p))
+        t->doorbell_pending = 1;
+    deliver_pending(t);
 }
 
 int ivmon_guest_transport_emit(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,

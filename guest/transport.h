@@ -55,6 +55,12 @@ int ivmon_guest_transport_open(struct ivmon_guest_transport **ret, const char *u
 int ivmon_guest_transport_emit(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
                                int timeout_ms);
 
+/* Between batch_begin and batch_end, emitted records become visible to the consumer together
+ * (or every IVMON_PRODUCER_BATCH bytes), as a producer with several records at hand wants: one
+ * index store, fence and doorbell per batch. batch_end publishes and rings if needed. */
+void ivmon_guest_transport_batch_begin(struct ivmon_guest_transport *t);
+void ivmon_guest_transport_batch_end(struct ivmon_guest_transport *t);
+
 /* Emits a HEARTBEAT whose `produced` is exactly the sequence number the heartbeat itself takes
  * and `dropped` the drop count at that moment. Same returns as emit. */
 int ivmon_guest_transport_heartbeat(struct ivmon_guest_transport *t, int timeout_ms);

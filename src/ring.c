@@ -213,6 +213,7 @@ void ivmon_producer_init(struct ivmon_producer *p, const struct ivmon_ring *r, i
     p->next_seq = 1;
     p->lossless = lossless;
     p->cons_cache = r->cons;
+    p->published = r->prod;
 }
 
 /* Whether need bytes are free. The consumer index is read from shared memory only when the
@@ -232,6 +233,8 @@ static int producer_has_room(struct ivmon_producer *p, uint64_t need)
     return p->ring.size - (p->ring.prod - cons) >= need;
 }
 
+/* Copies a record in behind the private index. The consumer does not see it until
+ * producer_publish stores the index. */
 static void producer_put(struct ivmon_producer *p, const struct ivmon_rec_hdr *rec)
 {
     static const uint8_t zeros[IVMON_REC_ALIGN];
@@ -239,8 +242,6 @@ static void producer_put(struct ivmon_producer *p, const struct ivmon_rec_hdr *r
     copy_in(&p->ring, p->ring.prod, rec, rec->len);
     copy_in(&p->ring, p->ring.prod + rec->len, zeros, span - rec->len);
     p->ring.prod += span;
-    /* Release: the record bytes are visible before the consumer can see the new index. */
-    atomic_store_explicit(a64(&p->ring.hdr->prod), p->ring.prod, memory_order_release);
 }
 
 /* Writes the pending loss report, stamped time_ns, if there is one and it fits. Returns 1 if none
@@ -268,17 +269,9 @@ static int producer_flush_lost(struct ivmon_producer *p, uint64_t time_ns)
     return 1;
 }
 
-static int producer_doorbell_wanted(struct ivmon_producer *p)
-{
-    /* Full fence: pairs with the one in ivmon_ring_consumer_prepare_sleep. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(a32(&p->ring.hdr->cons_waiting), memory_order_relaxed))
-        return 0;
-    /* One doorbell per sleep: whoever clears the flag rings. */
-    return atomic_exchange_explicit(a32(&p->ring.hdr->cons_waiting), 0, memory_order_relaxed) != 0;
-}
-
-int ivmon_producer_emit(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
+/* Takes a sequence number for rec and writes it, unpublished; or drops it and counts it.
+ * Returns 0, -ENOBUFS (dropped), -EAGAIN (lossless and full) or -EINVAL. */
+static int producer_write(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
 {
     if (rec->len < sizeof *rec || rec->len > IVMON_REC_MAX)
         return -EINVAL;
@@ -286,7 +279,7 @@ int ivmon_producer_emit(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
     if (flushed && producer_has_room(p, align_rec(rec->len))) {
         rec->seq = p->next_seq++;
         producer_put(p, rec);
-        return producer_doorbell_wanted(p);
+        return 0;
     }
     if (p->lossless)
         return -EAGAIN; /* lossless rings never hold a pending loss: nothing else to do */
@@ -297,4 +290,47 @@ int ivmon_producer_emit(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
     p->dropped_total++;
     atomic_store_explicit(a64(&p->ring.hdr->prod_dropped), p->dropped_total, memory_order_relaxed);
     return -ENOBUFS;
+}
+
+int ivmon_producer_publish(struct ivmon_producer *p)
+{
+    int owed = p->doorbell_owed;
+    p->doorbell_owed = 0;
+    if (p->ring.prod == p->published)
+        return owed;
+    /* Release: the record bytes are visible before the consumer can see the new index. */
+    atomic_store_explicit(a64(&p->ring.hdr->prod), p->ring.prod, memory_order_release);
+    p->published = p->ring.prod;
+    /* Full fence: orders our store of prod before our load of cons_waiting, and pairs with the
+     * one in ivmon_ring_consumer_prepare_sleep. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(a32(&p->ring.hdr->cons_waiting), memory_order_relaxed))
+        return owed;
+    /* One doorbell per sleep: whoever clears the flag rings. */
+    return atomic_exchange_explicit(a32(&p->ring.hdr->cons_waiting), 0, memory_order_relaxed) !=
+               0 ||
+           owed;
+}
+
+int ivmon_producer_emit_more(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
+{
+    int r = producer_write(p, rec);
+    if (r < 0) {
+        /* The consumer must see what is written to make room; a doorbell that this wants is
+         * owed to the caller's next publish. */
+        p->doorbell_owed |= ivmon_producer_publish(p);
+        return r;
+    }
+    return p->ring.prod - p->published >= IVMON_PRODUCER_BATCH ? ivmon_producer_publish(p) : 0;
+}
+
+int ivmon_producer_emit(struct ivmon_producer *p, struct ivmon_rec_hdr *rec)
+{
+    int r = producer_write(p, rec);
+    int doorbell = ivmon_producer_publish(p);
+    if (r < 0) {
+        p->doorbell_owed |= doorbell;
+        return r;
+    }
+    return doorbell;
 }

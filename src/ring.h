@@ -59,6 +59,9 @@ void ivmon_ring_consumer_awake(struct ivmon_ring *r);
  * doorbell); lingering a few microseconds lets records accumulate into batches. */
 int ivmon_ring_consumer_linger(struct ivmon_ring *r, unsigned spins);
 
+/* The linger the host library uses: a few microseconds of pause instructions. */
+#define IVMON_RING_LINGER_SPINS 256u
+
 /* The consumer is about to sleep. Returns 1 if it may (the ring is empty and the producer will
  * ring the doorbell for the next record), 0 if records arrived meanwhile. */
 int ivmon_ring_consumer_prepare_sleep(struct ivmon_ring *r);
@@ -73,11 +76,16 @@ struct ivmon_producer {
     uint64_t lost_count;
     uint64_t dropped_total; /* records dropped over this instance's life */
     uint64_t cons_cache;    /* last consumer index read; never ahead of the real one */
+    uint64_t published;     /* the producer index the consumer can see */
+    int doorbell_owed;      /* a publish inside a failed emit wanted the doorbell */
     int lossless;           /* 1: a full ring returns -EAGAIN instead of dropping */
 };
 
 /* Attaches the producer to an attached ring; continues from the ring's published index. */
 void ivmon_producer_init(struct ivmon_producer *p, const struct ivmon_ring *r, int lossless);
+
+/* Bytes ivmon_producer_emit_more may hold back before it publishes on its own. */
+#define IVMON_PRODUCER_BATCH 4096u
 
 /* Emits one record: rec points to a full record (header + body) of rec->len bytes, with type,
  * flags and time_ns filled in; the producer sets seq. A pending loss is reported first by a
@@ -86,7 +94,21 @@ void ivmon_producer_init(struct ivmon_producer *p, const struct ivmon_ring *r, i
  *   0        written, no doorbell needed;
  *   -ENOBUFS dropped and counted (a lost record will follow when space returns);
  *   -EAGAIN  lossless mode and no room: nothing taken, try again later;
- *   -EINVAL  the record is malformed (bad length). */
+ *   -EINVAL  the record is malformed (bad length).
+ * After a negative return, call ivmon_producer_publish() before sleeping: it returns a doorbell
+ * the failed call could not report. */
 int ivmon_producer_emit(struct ivmon_producer *p, struct ivmon_rec_hdr *rec);
+
+/* Like ivmon_producer_emit, for a producer that has more records at hand (Linux's xmit_more):
+ * the record is written but made visible only once IVMON_PRODUCER_BATCH bytes are waiting
+ * (returning what publish returns) or when the caller calls ivmon_producer_publish(). Publishing
+ * once per batch costs one release store, one fence and one look at cons_waiting per batch
+ * instead of per record, and lets the consumer's cache line for the index settle. The caller
+ * must call ivmon_producer_publish() when the batch ends and after any negative return. */
+int ivmon_producer_emit_more(struct ivmon_producer *p, struct ivmon_rec_hdr *rec);
+
+/* Makes every record written so far visible. Returns 1 if the consumer asked to be woken (ring
+ * the doorbell), else 0. */
+int ivmon_producer_publish(struct ivmon_producer *p);
 
 #endif /* IVMON_RING_H */

@@ -376,13 +376,19 @@ static int run(struct agent *a)
         if (pfd[0].revents)
             check_signals(a);
         fan_source_new_round(a->src);
+        /* One round's events are published together: one index store, one fence and at most
+         * one doorbell per round instead of per event. */
+        ivmon_guest_transport_batch_begin(a->t);
         for (int i = 1; i <= 2; i++) {
             if (pfd[i].revents & POLLIN) {
                 int r = fan_source_process(a->src, pfd[i].fd);
-                if (r < 0)
+                if (r < 0) {
+                    ivmon_guest_transport_batch_end(a->t);
                     return r;
+                }
             }
         }
+        ivmon_guest_transport_batch_end(a->t);
         if (pfd[3].revents & POLLIN) {
             uint64_t ticks;
             if (read(a->timerfd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
