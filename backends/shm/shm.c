@@ -292,6 +292,13 @@ static int shm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
 
     take_wakeups(m, b);
     b->first_pass = 0;
+    /* A producer that can write the file can also shrink it, and a read from a mapped page
+     * past the end of the file raises SIGBUS. Catch it here before touching the mapping. (A
+     * shrink between this check and the reads below is not caught; producers that must not be
+     * trusted that far should not get write access to the file itself: see README.) */
+    struct stat st;
+    if (fstat(b->ring_fd, &st) < 0 || (size_t)st.st_size < b->map_size)
+        return ivmon__fail(m, -EPROTO, "shm: the ring file %s was truncated", b->path);
     /* The header is ours to check, not to trust: we run on private copies, but a rewritten
      * magic means the producer side is not speaking the protocol any more. */
     if (atomic_load_explicit((_Atomic uint64_t *)&b->ring.hdr->magic, memory_order_relaxed) !=

@@ -192,7 +192,7 @@ static void assert_seqs(struct sess *s, uint64_t first, unsigned count)
 
 /* ---- a producer breaks its ring ------------------------------------------------------------- */
 
-enum corruption { C_LEN5, C_LEN_HUGE, C_INDEX, C_MISALIGNED, C_PAST_PROD, C_MAGIC };
+enum corruption { C_LEN5, C_LEN_HUGE, C_INDEX, C_MISALIGNED, C_PAST_PROD, C_MAGIC, C_TRUNCATE };
 
 struct variant {
     enum corruption kind;
@@ -205,6 +205,7 @@ static const struct variant V_INDEX = {C_INDEX, "producer index out of bounds"};
 static const struct variant V_MISALIGNED = {C_MISALIGNED, "producer index out of bounds"};
 static const struct variant V_PAST_PROD = {C_PAST_PROD, "extends past the producer index"};
 static const struct variant V_MAGIC = {C_MAGIC, "ring header"};
+static const struct variant V_TRUNCATE = {C_TRUNCATE, "truncated"};
 
 /* Writes a record header straight into the data area at the producer's position. */
 static void poke_header(struct test_producer *tp, uint32_t len)
@@ -240,6 +241,10 @@ static void corrupt(struct test_producer *tp, enum corruption kind)
         break;
     case C_MAGIC:
         tp->hdr->magic = 0x4141414141414141ull;
+        break;
+    case C_TRUNCATE:
+        /* Without the size check the consumer's next read of the mapping is a SIGBUS. */
+        assert_int_equal(ftruncate(tp->fd, IVMON_RING_HDR_SIZE), 0);
         break;
     }
     tp_ring(tp); /* and tell the consumer to look */
@@ -280,6 +285,8 @@ static void test_bad_input_isolated(void **state)
     /* for good, even if the ring were repaired */
     for (int k = 0; k < 3; k++)
         assert_int_equal(ivmon_process(a->m, 0), -EPROTO);
+    if (v->kind == C_TRUNCATE) /* the repair below writes through the mapping */
+        assert_int_equal(ftruncate(a->tp.fd, (off_t)a->tp.size), 0);
     a->tp.hdr->magic = IVMON_RING_MAGIC;
     a->tp.hdr->prod = a->tp.p.ring.prod;
     assert_int_equal(ivmon_process(a->m, 0), -EPROTO);
@@ -618,6 +625,8 @@ int main(void)
                                                  (void *)&V_PAST_PROD),
         cmocka_unit_test_prestate_setup_teardown(test_bad_input_isolated, NULL, teardown,
                                                  (void *)&V_MAGIC),
+        cmocka_unit_test_prestate_setup_teardown(test_bad_input_isolated, NULL, teardown,
+                                                 (void *)&V_TRUNCATE),
         cmocka_unit_test_teardown(test_malformed_counted, teardown),
         cmocka_unit_test_teardown(test_budget, teardown),
         cmocka_unit_test_teardown(test_budget_fairness, teardown),
