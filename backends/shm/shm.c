@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "shm_doorbell.h"
+#include "shm/shm_doorbell.h"
 
 #define SHM_DEFAULT_DATA       (4u << 20)
 #define SHM_MAX_PRODUCER_CONNS 4
