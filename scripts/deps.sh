@@ -3,7 +3,7 @@
 # asks apt only for packages that are missing, so a warm machine starts at once.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcmocka-dev python3 clang-format cppcheck valgrind
-      util-linux procps)
+      util-linux procps clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

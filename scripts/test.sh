@@ -4,7 +4,8 @@
 # 1. style gates: clang-format and cppcheck over every C file;
 # 2. a normal build and every test (labels unit, e2e);
 # 3. the unit tests again under valgrind --error-exitcode=1;
-# 4. an ASan+UBSan build and every test again.
+# 4. an ASan+UBSan build and every test again;
+# 5. the libFuzzer harnesses (clang), each for IVMON_FUZZ_SECONDS (default 60), label fuzz.
 # Any failure, including a test that cannot run, fails the script.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,5 +39,11 @@ cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DIVMON_SANITIZE=ON -DIVMON_BU
 cmake --build build/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -LE valgrind
+
+echo "== fuzzing (clang, libFuzzer + ASan + UBSan), ${IVMON_FUZZ_SECONDS:-60} s per harness"
+CC=clang cmake -S . -B build/fuzz -DIVMON_FUZZ=ON -DIVMON_BUILD_AGENT=OFF -DIVMON_BUILD_BENCH=OFF \
+    -DIVMON_FUZZ_SECONDS="${IVMON_FUZZ_SECONDS:-60}" >/dev/null
+cmake --build build/fuzz -j"$jobs"
+ctest --test-dir build/fuzz --output-on-failure -L fuzz
 
 echo "== all test stages passed"

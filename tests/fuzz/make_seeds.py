@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Writes the fuzz seed corpus (corpus/decode, corpus/ring, corpus/uri) from the byte layouts in
+include/ivmon/proto.h. Re-run after a protocol change; found inputs are kept beside the seeds."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HDR = struct.Struct("<HHIQQ")
+
+
+def rec(rtype, body, seq, t=1_700_000_000_000_000_000):
+    return HDR.pack(rtype, 0, HDR.size + len(body), seq, t) + body
+
+
+def file_rec(seq, op, path, new=b"", comm=b"touch", exe=b"/usr/bin/touch", flags=0):
+    fixed = struct.pack("<IIIIIIIIHHHH", op, flags, 100, 101, 1, 0, 0, 0,
+                        len(comm), len(exe), len(path), len(new))
+    return rec(2, fixed + comm + exe + path + new, seq)
+
+
+def hello(seq):
+    host, agent = b"guest", b"ivmon-agent 0.1.0 linux"
+    body = struct.pack("<HHI16s16sIHH", 1, 0, 3, b"B" * 16, b"I" * 16, 42, len(host), len(agent))
+    return rec(1, body + host + agent, seq)
+
+
+def lost(seq, first, last, reason=1):
+    count = last - first + 1 if reason == 1 else 0
+    return rec(3, struct.pack("<QQQII", count, first, last, reason, 0), seq)
+
+
+def heartbeat(seq):
+    return rec(4, struct.pack("<QQ", seq, 0), seq)
+
+
+def pad8(b):
+    return b + b"\0" * (-len(b) % 8)
+
+
+def ring(records, mode=1, start=0):
+    data_size = 65536
+    hdr = bytearray(4096)
+    struct.pack_into("<QHHIQQI", hdr, 0, 0x31474E524D564949, 1, 0, 4096, 4096, data_size, 0)
+    stream = b"".join(pad8(r) for r in records)
+    data = bytearray(data_size)
+    for i, b in enumerate(stream):
+        data[(start + i) % data_size] = b
+    struct.pack_into("<Q", hdr, 64, start + len(stream))  # prod
+    struct.pack_into("<Q", hdr, 128, start)  # cons
+    return bytes([mode]) + bytes(hdr) + bytes(data)
+
+
+def write(kind, name, data):
+    d = os.path.join(HERE, "corpus", kind)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    samples = {
+        "hello": hello(1),
+        "create": file_rec(2, 4, b"/tmp/a.txt"),
+        "rename": file_rec(3, 6, b"/tmp/a.txt", b"/tmp/b.txt", comm=b"mv", exe=b"/usr/bin/mv"),
+        "exec": file_rec(4, 8, b"/tmp/x/payload", comm=b"payload", exe=b"/tmp/x/payload"),
+        "dir": file_rec(5, 5, b"/tmp/d", flags=1),
+        "lost": lost(9, 6, 8),
+        "overflow": lost(10, 0, 0, reason=2),
+        "heartbeat": heartbeat(11),
+        "long": file_rec(12, 2, b"/" + b"p" * 4095, comm=b"c" * 16, exe=b"/" + b"e" * 4095),
+    }
+    for name, data in samples.items():
+        write("decode", name, b"\x03" + data)
+    seq = [samples[k] for k in ("hello", "create", "rename", "exec", "dir", "lost",
+                                "overflow", "heartbeat")]
+    write("ring", "stream", ring(seq))
+    write("ring", "stream-wrapped", ring(seq, start=65536 - 40))
+    write("ring", "stream-raw-header", ring(seq, mode=0))
+    write("ring", "long-records", ring([hello(1), samples["long"].replace(
+        struct.pack("<Q", 12), struct.pack("<Q", 2), 1)]))
+    for i, u in enumerate([b"shm:demo", b"shm:/dev/shm/x?size=4M&lossless=1&budget=64",
+                           b"ivshmem+doorbell:/run/ivmon.sock?shm=vm1", b"libvirt:guest1",
+                           b"shm:x?create=0&size=64K", b"xen+shm:5"]):
+        write("uri", "uri%d" % i, u)
+
+
+if __name__ == "__main__":
+    main()
