@@ -4,7 +4,8 @@
 #   OFF   leave it out; its URI scheme then answers -EPROTONOSUPPORT
 # A backend registers with ivmon_backend(NAME SOURCES files... [PKG pkg-config-modules...]
 # [LINUX_ONLY]); the library target links what it found, and src/backends.c sees
-# IVMON_HAVE_BACKEND_<NAME>.
+# IVMON_HAVE_BACKEND_<NAME>. The global property IVMON_BACKENDS_BUILT lists the backends built,
+# for tests elsewhere in the tree: get_property(b GLOBAL PROPERTY IVMON_BACKENDS_BUILT).
 set(IVMON_BACKEND_SOURCES "")
 set(IVMON_BACKEND_DEFINITIONS "")
 set(IVMON_BACKEND_LINK "")
@@ -51,6 +52,8 @@ function(ivmon_backend name)
       set(IVMON_BACKEND_LINK ${IVMON_BACKEND_LINK} PkgConfig::IVMON_PKG_${upper} PARENT_SCOPE)
     endif()
     set(IVMON_HAVE_BACKEND_${upper} ON PARENT_SCOPE)
+    # Global, so that tests in other directories can ask whether a backend was built.
+    set_property(GLOBAL APPEND PROPERTY IVMON_BACKENDS_BUILT ${name})
   else()
     set(IVMON_HAVE_BACKEND_${upper} OFF PARENT_SCOPE)
   endif()

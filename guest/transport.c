@@ -26,6 +26,7 @@
 
 static const struct ivmon_guest_backend *const backends[] = {
     &ivmon_guest_backend_shm,
+    &ivmon_guest_backend_ivshmem,
 };
 
 struct ivmon_guest_transport {

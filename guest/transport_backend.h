@@ -42,5 +42,6 @@ struct ivmon_guest_backend {
 };
 
 extern const struct ivmon_guest_backend ivmon_guest_backend_shm;
+extern const struct ivmon_guest_backend ivmon_guest_backend_ivshmem;
 
 #endif /* IVMON_GUEST_TRANSPORT_BACKEND_H */

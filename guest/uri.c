@@ -75,6 +75,20 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
     memcpy(val, eq + 1, vlen);
     val[vlen] = '\0';
 
+    if (key_is(opt, klen, "size") && u->kind == IVMON_GUEST_URI_IVSHMEM) {
+        *ret_why = "ivshmem: the host formats the ring and chooses its size; size= is not taken";
+        return -EINVAL;
+    }
+    if (key_is(opt, klen, "wait") && u->kind == IVMON_GUEST_URI_IVSHMEM) {
+        uint64_t v; /* plain digits: a K/M/G suffix means nothing for seconds */
+        if (strspn(val, "0123456789") != vlen || ivmon_guest_parse_bytes(val, &v) < 0 ||
+            v > (uint64_t)86400 * 365) {
+            *ret_why = "wait= must be a number of seconds";
+            return -EINVAL;
+        }
+        u->wait_s = (int)v;
+        return 0;
+    }
     if (key_is(opt, klen, "size")) {
         uint64_t v;
         if (ivmon_guest_parse_bytes(val, &v) < 0) {
@@ -89,14 +103,15 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
         return 0;
     }
     if (key_is(opt, klen, "lossless")) {
-        if (strcmp(val, "0") && strcmp(val, "1")) {
+        if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0) {
             *ret_why = "lossless= must be 0 or 1";
             return -EINVAL;
         }
         u->lossless = val[0] == '1';
         return 0;
     }
-    *ret_why = "unknown URI option (known: size, lossless)";
+    *ret_why = u->kind == IVMON_GUEST_URI_IVSHMEM ? "unknown URI option (known: lossless, wait)"
+                                                  : "unknown URI option (known: size, lossless)";
     return -EINVAL;
 }
 
@@ -138,6 +153,49 @@ static int parse_shm_target(const char *t, size_t n, struct ivmon_guest_uri *u,
     return 0;
 }
 
+static int hex_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+/* Fills u->pci from the ivshmem target (n bytes at t): "" (the first device), "DDDD:BB:DD.F" or
+ * "BB:DD.F" (domain 0000), as sysfs names devices. */
+static int parse_ivshmem_target(const char *t, size_t n, struct ivmon_guest_uri *u,
+                                const char **ret_why)
+{
+    char addr[IVMON_GUEST_PCI_ADDR_MAX];
+
+    if (n == 0) {
+        u->pci[0] = '\0';
+        return 0;
+    }
+    if (n == 7) { /* BB:DD.F */
+        memcpy(addr, "0000:", 5);
+        memcpy(addr + 5, t, n);
+    } else if (n == 12) {
+        memcpy(addr, t, n);
+    } else {
+        goto bad;
+    }
+    addr[12] = '\0';
+    if (!hex_digits(addr, 4) || addr[4] != ':' || !hex_digits(addr + 5, 2) || addr[7] != ':' ||
+        !hex_digits(addr + 8, 2) || addr[10] != '.' || addr[11] < '0' || addr[11] > '7')
+        goto bad;
+    for (char *p = addr; *p; p++) /* sysfs spells hex digits in lower case */
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    memcpy(u->pci, addr, sizeof addr);
+    return 0;
+bad:
+    *ret_why = "ivshmem: target must be empty (the first ivshmem device) or a PCI address "
+               "DDDD:BB:DD.F, e.g. ivshmem:0000:00:04.0";
+    return -EINVAL;
+}
+
 int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const char **ret_why)
 {
     struct ivmon_guest_uri u; /* built privately: *ret is written only on success */
@@ -150,20 +208,21 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
     size_t slen = (size_t)(colon - uri);
     memset(&u, 0, sizeof u);
     u.size = IVMON_GUEST_DEFAULT_RING_SIZE;
+    u.wait_s = -1;
 
     if (key_is(uri, slen, "shm")) {
         u.kind = IVMON_GUEST_URI_SHM;
     } else if (key_is(uri, slen, "ivshmem")) {
-        *ret_why = "ivshmem: transport is not built into this agent";
-        return -EPROTONOSUPPORT;
+        u.kind = IVMON_GUEST_URI_IVSHMEM;
     } else {
-        *ret_why = "unknown URI scheme (known: shm)";
+        *ret_why = "unknown URI scheme (known: shm, ivshmem)";
         return -EINVAL;
     }
 
     const char *rest = colon + 1, *q = strchr(rest, '?');
     size_t tlen = q ? (size_t)(q - rest) : strlen(rest);
-    int r = parse_shm_target(rest, tlen, &u, ret_why);
+    int r = u.kind == IVMON_GUEST_URI_SHM ? parse_shm_target(rest, tlen, &u, ret_why)
+                                          : parse_ivshmem_target(rest, tlen, &u, ret_why);
     if (r < 0)
         return r;
     if (q) {

@@ -5,16 +5,24 @@
  *
  *   shm:NAME[?opts]            region file /dev/shm/NAME
  *   shm:/absolute/path[?opts]  region file at that path
+ *   ivshmem:[?opts]            the first QEMU ivshmem PCI device (1af4:1110) in sysfs
+ *   ivshmem:PCI[?opts]         the ivshmem device at PCI address DDDD:BB:DD.F (or BB:DD.F)
  *
- * opts: `size=N` ring data bytes, a power of two, optional K/M/G suffix (1024-based), default 4M;
- * `lossless=0|1`. Options are separated by '&'; no percent-decoding is done.
+ * shm opts: `size=N` ring data bytes, a power of two, optional K/M/G suffix (1024-based), default
+ * 4M; `lossless=0|1`. ivshmem opts: `lossless=0|1`; `wait=SECONDS`, how long to wait for the host
+ * to format the ring (default: as long as it takes; 0: not at all). The host formats an ivshmem
+ * ring and picks its size, so size= is refused there. Options are separated by '&'; no
+ * percent-decoding is done.
  */
 #ifndef IVMON_GUEST_URI_H
 #define IVMON_GUEST_URI_H
 
 #include <stdint.h>
 
-#define IVMON_GUEST_URI_SHM 1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+#define IVMON_GUEST_URI_SHM     1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+#define IVMON_GUEST_URI_IVSHMEM 2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
+
+#define IVMON_GUEST_PCI_ADDR_MAX 16u /* "DDDD:BB:DD.F" and its NUL */
 
 #define IVMON_GUEST_URI_PATH_MAX      4096u
 #define IVMON_GUEST_DEFAULT_RING_SIZE (4u << 20)
@@ -24,6 +32,8 @@ struct ivmon_guest_uri {
     char path[IVMON_GUEST_URI_PATH_MAX]; /* shm: the region file, NUL-terminated */
     uint64_t size;                       /* ring data bytes, valid power of two */
     int lossless;                        /* 1 if lossless=1 was given */
+    char pci[IVMON_GUEST_PCI_ADDR_MAX];  /* ivshmem: "DDDD:BB:DD.F", or "" for the first device */
+    int wait_s;                          /* ivshmem: wait= seconds, -1 (default) without limit */
 };
 
 /* Parses uri into *ret. Returns 0; -EINVAL with *ret_why set for a malformed URI or option;

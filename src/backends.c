@@ -7,9 +7,23 @@
 #include "internal.h"
 
 extern const struct ivmon_backend_ops ivmon__backend_shm;
+#ifdef IVMON_HAVE_BACKEND_IVSHMEM
+extern const struct ivmon_backend_ops ivmon__backend_ivshmem; /* backends/ivshmem/plain.c */
+extern const struct ivmon_backend_ops ivmon__backend_ivshmem_doorbell; /* ivshmem/doorbell.c */
+#endif
+#ifdef IVMON_HAVE_BACKEND_LIBVIRT
+extern const struct ivmon_backend_ops ivmon__backend_libvirt;
+#endif
 
 static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_shm,
+#ifdef IVMON_HAVE_BACKEND_IVSHMEM
+    &ivmon__backend_ivshmem,
+    &ivmon__backend_ivshmem_doorbell,
+#endif
+#ifdef IVMON_HAVE_BACKEND_LIBVIRT
+    &ivmon__backend_libvirt,
+#endif
 };
 
 /* Schemes that exist in libivmon but may be missing from a given build. */

@@ -64,9 +64,12 @@ static int decode_file(const uint8_t *body, size_t blen, struct ivmon_event *ev,
     }
     const uint8_t *s = body + sizeof f;
     int comm = put_string(ev, s, f.comm_len);
-    int exe = put_string(ev, s += f.comm_len, f.exe_len);
-    int path = put_string(ev, s += f.exe_len, f.path_len);
-    int new_path = put_string(ev, s += f.path_len, f.new_path_len);
+    s += f.comm_len;
+    int exe = put_string(ev, s, f.exe_len);
+    s += f.exe_len;
+    int path = put_string(ev, s, f.path_len);
+    s += f.path_len;
+    int new_path = put_string(ev, s, f.new_path_len);
     if (comm < 0 || exe < 0 || path < 0 || new_path < 0) {
         *why = "file record string contains a NUL byte";
         return -EBADMSG;

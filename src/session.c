@@ -161,7 +161,7 @@ static void update_span(ivmon *m)
 static int account(ivmon *m, const struct ivmon_event *ev, const char **why)
 {
     if (ev->type == IVMON_EVENT_HELLO &&
-        (!m->have_seq || memcmp(ev->instance_id, m->instance_id, sizeof m->instance_id))) {
+        (!m->have_seq || memcmp(ev->instance_id, m->instance_id, sizeof m->instance_id) != 0)) {
         /* A new producer instance: its sequence numbers start over. */
         close_instance(m);
         memcpy(m->instance_id, ev->instance_id, sizeof m->instance_id);
@@ -278,12 +278,13 @@ int ivmon_get_stat(const ivmon *m, unsigned stat, uint64_t *ret)
 const char *ivmon_stat_name(unsigned stat)
 {
     static const char *const names[IVMON_STAT_MAX + 1] = {
-        [IVMON_STAT_RECORDS] = "records",     [IVMON_STAT_BYTES] = "bytes",
-        [IVMON_STAT_DELIVERED] = "delivered", [IVMON_STAT_LOST] = "lost",
-        [IVMON_STAT_MALFORMED] = "malformed", [IVMON_STAT_MISSED] = "missed",
-        [IVMON_STAT_WAKEUPS] = "wakeups",     [IVMON_STAT_SOURCE_OVERFLOWS] = "source_overflows",
-        [IVMON_STAT_RESTARTS] = "restarts",   [IVMON_STAT_FIRST_SEQ] = "first_seq",
-        [IVMON_STAT_LAST_SEQ] = "last_seq",   [IVMON_STAT_SEQ_SPAN] = "seq_span",
+        [IVMON_STAT_RECORDS] = "records",       [IVMON_STAT_BYTES] = "bytes",
+        [IVMON_STAT_DELIVERED] = "delivered",   [IVMON_STAT_LOST] = "lost",
+        [IVMON_STAT_MALFORMED] = "malformed",   [IVMON_STAT_MISSED] = "missed",
+        [IVMON_STAT_WAKEUPS] = "wakeups",       [IVMON_STAT_SOURCE_OVERFLOWS] = "source_overflows",
+        [IVMON_STAT_RESTARTS] = "restarts",     [IVMON_STAT_FIRST_SEQ] = "first_seq",
+        [IVMON_STAT_LAST_SEQ] = "last_seq",     [IVMON_STAT_SEQ_SPAN] = "seq_span",
+        [IVMON_STAT_REATTACHES] = "reattaches",
     };
     return stat <= IVMON_STAT_MAX ? names[stat] : NULL;
 }

@@ -12,107 +12,47 @@
  * Restarts: the ring file outlives both sides. File locks (OFD, so they belong to the open file
  * and vanish with the process) serialise formatting (byte 0) and admit one consumer (byte 2);
  * the producer takes byte 1. A new consumer bumps consumer_gen so producers re-rendezvous.
+ * Opening, locking, mapping and formatting the file is ring_file.c's, shared with ivshmem:.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "shm/ring_file.h"
 #include "shm/shm_doorbell.h"
 
 #define SHM_DEFAULT_DATA       (4u << 20)
 #define SHM_MAX_PRODUCER_CONNS 4
-#define SHM_LOCK_FORMAT        0
-#define SHM_LOCK_CONSUMER      2
 #define SHM_PERIODIC_MS        1000
 
 struct shm_backend {
-    int ring_fd, epoll_fd, event_fd, listen_fd;
+    struct ivmon_ring_file rf; /* the ring file: open, locks, map, format, attach */
+    int epoll_fd, event_fd, listen_fd;
     int conns[SHM_MAX_PRODUCER_CONNS];
     unsigned next_evict; /* when every slot is taken, the one to give up next (oldest) */
-    void *map;
-    size_t map_size;
-    struct ivmon_ring ring;
-    uint64_t generation;
-    int first_pass; /* drain what is already there before the first sleep */
-    int own_socket; /* we bound sock_path and unlink it on close */
-    char path[PATH_MAX];
+    int first_pass;      /* drain what is already there before the first sleep */
+    int own_socket;      /* we bound sock_path and unlink it on close */
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-static int ofd_lock(int fd, short type, off_t byte, int wait)
+static int resolve_path(ivmon *m, struct shm_backend *b, const char *target, char *path, size_t cap)
 {
-    struct flock l = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-    return fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l) < 0 ? -errno : 0;
-}
-
-static int resolve_path(ivmon *m, struct shm_backend *b, const char *target)
-{
-    int n;
-    if (target[0] == '/') {
-        n = snprintf(b->path, sizeof b->path, "%s", target);
-    } else {
-        if (!*target || strchr(target, '/') || !strcmp(target, ".") || !strcmp(target, ".."))
-            return ivmon__error(m, -EINVAL,
-                                "shm: target must be a NAME in /dev/shm or an "
-                                "absolute path");
-        n = snprintf(b->path, sizeof b->path, "/dev/shm/%s", target);
-    }
-    if (n < 0 || (size_t)n >= sizeof b->path)
-        return ivmon__error(m, -EINVAL, "shm: path too long");
-    n = snprintf(b->sock_path, sizeof b->sock_path, "%s%s", b->path, IVMON_SHM_SOCKET_SUFFIX);
+    int r = ivmon_ring_file_path(m, "shm", target, path, cap);
+    if (r < 0)
+        return r;
+    int n = snprintf(b->sock_path, sizeof b->sock_path, "%s%s", path, IVMON_SHM_SOCKET_SUFFIX);
     if (n < 0 || (size_t)n >= sizeof b->sock_path)
         return ivmon__error(m, -EINVAL,
                             "shm: path too long for its doorbell socket (%zu bytes "
                             "at most)",
                             sizeof b->sock_path - 1 - strlen(IVMON_SHM_SOCKET_SUFFIX));
-    return 0;
-}
-
-/* Maps the ring file, formatting it if it is new or still all zeroes (a fresh ivshmem file).
- * Runs under the format lock so a producer starting at the same moment sees one format. */
-static int map_ring(ivmon *m, struct shm_backend *b, uint64_t data_size, uint32_t ring_flags)
-{
-    struct stat st;
-    const char *why = NULL;
-
-    if (fstat(b->ring_fd, &st) < 0)
-        return ivmon__error(m, -errno, "shm: stat %s: %s", b->path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return ivmon__error(m, -EINVAL, "shm: %s is not a regular file", b->path);
-    size_t size = (size_t)st.st_size;
-    if (size == 0) {
-        size = IVMON_RING_HDR_SIZE + data_size;
-        if (ftruncate(b->ring_fd, (off_t)size) < 0)
-            return ivmon__error(m, -errno, "shm: resize %s: %s", b->path, strerror(errno));
-    }
-    if (size < IVMON_RING_HDR_SIZE + IVMON_RING_MIN_DATA ||
-        size > IVMON_RING_HDR_SIZE + (size_t)IVMON_RING_MAX_DATA)
-        return ivmon__error(m, -EPROTO, "shm: %s has %zu bytes, not a ring size", b->path, size);
-    b->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->ring_fd, 0);
-    if (b->map == MAP_FAILED) {
-        b->map = NULL;
-        return ivmon__error(m, -errno, "shm: map %s: %s", b->path, strerror(errno));
-    }
-    b->map_size = size;
-    int r = ivmon_ring_attach(&b->ring, b->map, size, &why);
-    if (r == -EAGAIN) {
-        r = ivmon_ring_format(b->map, size, ring_flags);
-        if (r == 0)
-            r = ivmon_ring_attach(&b->ring, b->map, size, &why);
-    }
-    if (r < 0)
-        return ivmon__error(m, -EPROTO, "shm: %s: %s", b->path, why ? why : "cannot format");
     return 0;
 }
 
@@ -154,8 +94,10 @@ static int shm_open_backend(ivmon *m, void *priv, ivmon_uri *u)
     struct shm_backend *b = priv;
     uint64_t data_size = SHM_DEFAULT_DATA;
     int lossless = 0, create = 1, r;
+    char path[PATH_MAX];
 
-    b->ring_fd = b->epoll_fd = b->event_fd = b->listen_fd = -1;
+    ivmon_ring_file_init(&b->rf);
+    b->epoll_fd = b->event_fd = b->listen_fd = -1;
     for (int i = 0; i < SHM_MAX_PRODUCER_CONNS; i++)
         b->conns[i] = -1;
     if (ivmon__uri_get_size(u, "size", &data_size) < 0 || data_size < IVMON_RING_MIN_DATA ||
@@ -164,31 +106,21 @@ static int shm_open_backend(ivmon *m, void *priv, ivmon_uri *u)
     if (ivmon__uri_get_bool(u, "lossless", &lossless) < 0 ||
         ivmon__uri_get_bool(u, "create", &create) < 0)
         return ivmon__error(m, -EINVAL, "shm: lossless= and create= take 0 or 1");
-    r = resolve_path(m, b, u->target);
+    r = resolve_path(m, b, u->target, path, sizeof path);
     if (r < 0)
         return r;
-
-    b->ring_fd = open(b->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
-    if (b->ring_fd < 0) {
-        if (errno == ENOENT)
-            return ivmon__error(m, -ENODEV, "shm: no ring at %s", b->path);
-        return ivmon__error(m, -errno, "shm: open %s: %s", b->path, strerror(errno));
-    }
-    r = ofd_lock(b->ring_fd, F_WRLCK, SHM_LOCK_CONSUMER, 0);
-    if (r == -EAGAIN || r == -EACCES)
-        return ivmon__error(m, -EBUSY, "shm: another consumer is attached to %s", b->path);
-    if (r < 0)
-        return ivmon__error(m, r, "shm: lock %s: %s", b->path, strerror(-r));
-    r = ofd_lock(b->ring_fd, F_WRLCK, SHM_LOCK_FORMAT, 1);
-    if (r < 0)
-        return ivmon__error(m, r, "shm: lock %s: %s", b->path, strerror(-r));
-    r = map_ring(m, b, data_size, lossless ? IVMON_RING_LOSSLESS : 0);
-    ofd_lock(b->ring_fd, F_UNLCK, SHM_LOCK_FORMAT, 0);
+    /* A new (or empty) file gets exactly a header and size= bytes of data; an existing ring keeps
+     * its own size. */
+    struct ivmon_ring_file_params params = {
+        .scheme = "shm",
+        .create = create,
+        .create_size = IVMON_RING_HDR_SIZE + data_size,
+        .data_size = 0,
+        .ring_flags = lossless ? IVMON_RING_LOSSLESS : 0,
+    };
+    r = ivmon_ring_file_open(m, &b->rf, path, &params);
     if (r < 0)
         return r;
-    b->generation = atomic_fetch_add_explicit((_Atomic uint64_t *)&b->ring.hdr->consumer_gen, 1,
-                                              memory_order_acq_rel) +
-                    1;
     r = listen_doorbell(m, b);
     if (r < 0)
         return r;
@@ -210,11 +142,7 @@ static void shm_close(ivmon *m, void *priv)
         close(b->event_fd);
     if (b->epoll_fd >= 0)
         close(b->epoll_fd);
-    if (b->map)
-        munmap(b->map, b->map_size);
-    /* Closing the file drops our OFD locks: the next consumer may attach. */
-    if (b->ring_fd >= 0)
-        close(b->ring_fd);
+    ivmon_ring_file_close(&b->rf);
 }
 
 static int shm_get_fd(const void *priv)
@@ -235,7 +163,7 @@ static void accept_producers(ivmon *m, struct shm_backend *b)
         int c = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0)
             return;
-        if (ivmon_shm_send_doorbell(c, b->generation, b->event_fd) < 0) {
+        if (ivmon_shm_send_doorbell(c, b->rf.generation, b->event_fd) < 0) {
             ivmon__log(m, IVMON_LOG_WARNING, "shm: could not hand a producer its doorbell");
             close(c);
             continue;
@@ -292,27 +220,18 @@ static int shm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
 
     take_wakeups(m, b);
     b->first_pass = 0;
-    /* A producer that can write the file can also shrink it, and a read from a mapped page
-     * past the end of the file raises SIGBUS. Catch it here before touching the mapping. (A
-     * shrink between this check and the reads below is not caught; producers that must not be
-     * trusted that far should not get write access to the file itself: see README.) */
-    struct stat st;
-    if (fstat(b->ring_fd, &st) < 0 || (size_t)st.st_size < b->map_size)
-        return ivmon__fail(m, -EPROTO, "shm: the ring file %s was truncated", b->path);
-    /* The header is ours to check, not to trust: we run on private copies, but a rewritten
-     * magic means the producer side is not speaking the protocol any more. */
-    if (atomic_load_explicit((_Atomic uint64_t *)&b->ring.hdr->magic, memory_order_relaxed) !=
-        IVMON_RING_MAGIC)
-        return ivmon__fail(m, -EPROTO, "shm: the ring header of %s was overwritten", b->path);
-    ivmon_ring_consumer_awake(&b->ring);
-    int n = ivmon__ring_drain(m, &b->ring, budget, ret_more);
+    int r = ivmon_ring_file_check(m, &b->rf);
+    if (r < 0)
+        return r;
+    ivmon_ring_consumer_awake(&b->rf.ring);
+    int n = ivmon__ring_drain(m, &b->rf.ring, budget, ret_more);
     if (n < 0 || *ret_more)
         return n;
     /* A producer in full flow publishes again within microseconds: waiting that long here
      * saves both sides a system call per batch (doorbell and eventfd read). Records that
      * arrive now, or that race with going to sleep, are taken on the next call, at once. */
-    if (ivmon_ring_consumer_linger(&b->ring, IVMON_RING_LINGER_SPINS) ||
-        !ivmon_ring_consumer_prepare_sleep(&b->ring))
+    if (ivmon_ring_consumer_linger(&b->rf.ring, IVMON_RING_LINGER_SPINS) ||
+        !ivmon_ring_consumer_prepare_sleep(&b->rf.ring))
         *ret_more = 1;
     return n;
 }

@@ -25,7 +25,7 @@ static int on_file(ivmon *m, const ivmon_event *ev, void *userdata)
 
 int main(int argc, char **argv)
 {
-    struct state st = {0, argc > 2 ? atol(argv[2]) : -1};
+    struct state st = {0, argc > 2 ? strtol(argv[2], NULL, 10) : -1};
     ivmon *m;
 
     if (argc < 2) {

@@ -197,7 +197,8 @@ IVMON_EXPORT void ivmon_event_free(ivmon_event *ev);
 #define IVMON_STAT_FIRST_SEQ        9u  /* first sequence number seen from the current instance */
 #define IVMON_STAT_LAST_SEQ         10u /* last sequence number seen from the current instance */
 #define IVMON_STAT_SEQ_SPAN         11u /* sequence numbers covered, summed over producer instances */
-#define IVMON_STAT_MAX              11u
+#define IVMON_STAT_REATTACHES       12u /* re-attached to a restarted target (libvirt: domain) */
+#define IVMON_STAT_MAX              12u
 
 /* Stores counter `stat` in *ret and returns 0, or returns -EINVAL for an unknown counter. */
 IVMON_EXPORT int ivmon_get_stat(const ivmon *m, unsigned stat, uint64_t *ret);

@@ -39,10 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A private, exactly sized copy: reading one byte past the record is an ASan report. */
     uint8_t *rec = malloc(size ? size : 1);
     memcpy(rec, data, size);
-    struct ivmon_rec_hdr h;
+    struct ivmon_rec_hdr h = {0};
     struct ivmon_rec_file f;
-    if ((mode & 1) && size >= sizeof h) {
+    if (size >= sizeof h)
         memcpy(&h, rec, sizeof h);
+    if ((mode & 1) && size >= sizeof h) {
         h.len = (uint32_t)size;
         memcpy(rec, &h, sizeof h);
     }
