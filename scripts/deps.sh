@@ -4,6 +4,16 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcmocka-dev python3 clang-format cppcheck valgrind
       util-linux procps clang libclang-rt-14-dev)
+# The libvirt backend: libvirt-dev builds it (libxml2-dev comes along). Its VM test starts a
+# libvirtd of its own (virtlogd -d; libvirtd -d) and boots QEMU: libvirt-daemon-system brings the
+# daemon, the libvirt-qemu user and /etc/libvirt, libvirt-clients virsh. Where systemd is not
+# init (containers, CI), the -sysv flavour keeps apt from installing systemd-sysv in its place.
+pkgs+=(libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86)
+[ -d /run/systemd/system ] || pkgs+=(libvirt-daemon-system-sysv)
+# The VM tests (label vm) and scripts/demo-vm.sh: QEMU, and what scripts/guest-image.sh builds
+# the guest from (busybox-static, cpio, kmod's modprobe/depmod, gzip) plus mkfs.ext4 for the
+# guest's disk. The guest kernel is not installed: guest-image.sh fetches it with apt-get download.
+pkgs+=(qemu-system-x86 busybox-static cpio kmod e2fsprogs gzip)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,3 @@
+#!/bin/sh
+# none: does nothing; the agent still starts (useful with ivmon.hold= or ivmon.shell=1).
+exit 0
