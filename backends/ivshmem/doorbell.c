@@ -43,7 +43,7 @@
 #define IVDB_STEM_MAX     48
 /* The region is a PCI BAR, so a power of two; the ring's data area, also a power of two, gets
  * what follows the 4 KiB header: half of it. */
-#define IVDB_REGION_MIN     (2u * IVMON_RING_MIN_DATA)
+#define IVDB_REGION_MIN     ((uint64_t)2 * IVMON_RING_MIN_DATA)
 #define IVDB_REGION_MAX     (1u << 30)
 #define IVDB_REGION_DEFAULT (4u << 20)
 
@@ -80,7 +80,9 @@ static void default_shm_path(char *out, size_t out_size, const char *sock)
         char c = base[i];
         int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
-        stem[n++] = plain ? c : '_';
+        if (!plain)
+            c = '_';
+        stem[n++] = c;
     }
     stem[n] = '\0';
     snprintf(out, out_size, IVDB_SHM_DIR "ivmon-db-%s-%016llx", stem, (unsigned long long)h);

@@ -99,7 +99,8 @@ int ivmon_ivdb_server_listen(struct ivmon_ivdb_server *s, const char *path, cons
     size_t len = strlen(path);
 
     *ret_why = "socket path too long";
-    if (len >= sizeof a.sun_path || len >= sizeof s->path)
+    _Static_assert(sizeof s->path <= sizeof a.sun_path, "a path that fits s->path fits sun_path");
+    if (len >= sizeof s->path)
         return -ENAMETOOLONG;
     memcpy(a.sun_path, path, len + 1);
     memcpy(s->path, path, len + 1);

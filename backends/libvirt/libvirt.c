@@ -140,11 +140,11 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
     /* Registered for every domain (see lv_connect): the one we follow is picked here. */
     if (l->by_uuid) {
-        if (virDomainGetUUIDString(dom, uuid) < 0 || strcmp(uuid, l->target))
+        if (virDomainGetUUIDString(dom, uuid) < 0 || strcmp(uuid, l->target) != 0)
             return 0;
     } else {
         const char *name = virDomainGetName(dom);
-        if (!name || strcmp(name, l->target))
+        if (!name || strcmp(name, l->target) != 0)
             return 0;
     }
     atomic_store_explicit(&l->last_event, event, memory_order_relaxed);
@@ -258,18 +258,22 @@ static int lv_connect(ivmon *m, struct lv_backend *b)
     }
     virConnSetErrorFunc(c, NULL, lv_silent);
     b->conn = c;
+    /* Each registration that succeeds holds a reference, dropped by libvirt through link_unref
+     * when it lets the callback go. It is taken after the call: the callbacks run only inside
+     * this session's ivmon_process (lv_loop.c), never before the registration returns. */
     /* A closed connection (libvirtd restarted) is noticed here, not on the next call. */
-    if (virConnectRegisterCloseCallback(c, on_close, link_ref(b->link), link_unref) == 0)
+    if (virConnectRegisterCloseCallback(c, on_close, b->link, link_unref) == 0) {
+        link_ref(b->link);
         b->close_registered = 1;
-    else
-        link_unref(b->link);
+    }
     /* For every domain, filtered in on_lifecycle: registering for one virDomainPtr would follow
      * its UUID, and a transient domain created again under the same name has a new one. */
     b->lifecycle_id = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
-                                                       link_ref(b->link), link_unref);
+                                                       b->link, link_unref);
+    if (b->lifecycle_id >= 0)
+        link_ref(b->link);
     if (b->lifecycle_id < 0) {
-        link_unref(b->link);
         int r = ivmon__error(m, -EIO, "libvirt: cannot follow domain events on %s: %s", b->connect,
                              lv_error());
         drop_connection(b);
@@ -422,7 +426,7 @@ static void note_run(ivmon *m, struct lv_backend *b, unsigned int id)
  * with the session error set. */
 static int attach(ivmon *m, struct lv_backend *b, virDomainPtr d, unsigned int id)
 {
-    struct ivmon_lv_shmem s;
+    struct ivmon_lv_shmem s = {0};
     int r = read_shmem(m, b, d, &s);
     if (r == 0 && s.model == IVMON_LV_SHMEM_DOORBELL)
         /* The device changed model between runs: the server would have had to be up first. */
@@ -573,7 +577,7 @@ static int lv_open(ivmon *m, void *priv, ivmon_uri *u)
 
     /* Refuse a domain that cannot work now, not at its next start: its configuration (or live
      * XML) must have the device. */
-    struct ivmon_lv_shmem s;
+    struct ivmon_lv_shmem s = {0};
     unsigned int id = virDomainGetID(d);
     int active = id != LV_NO_ID;
     r = read_shmem(m, b, d, &s);

@@ -176,7 +176,7 @@ int ivmon__lv_find_shmem(const char *xml, size_t len, const char *want, struct i
             char name[IVMON_LV_NAME_MAX + 1];
             if (attr(n, "name", name, sizeof name) < 0)
                 name[0] = '\0';
-            if (want && strcmp(name, want)) {
+            if (want && strcmp(name, want) != 0) {
                 if (n_names < LV_LIST_MAX && name[0])
                     memcpy(names[n_names++], name, sizeof name);
                 continue;

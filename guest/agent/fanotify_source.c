@@ -710,7 +710,9 @@ static ssize_t append_name(char *out, size_t cap, size_t n, const char *name, si
 
 /* The path of the directory r names, into out. Order of attempts: open the handle (the current
  * path); the directory's own event in this batch naming its parent (it was removed or moved
- * after the event); the last path seen for it. */
+ * after the event); the last path seen for it. Recursive through a moved directory's parents,
+ * at most MAX_DEPTH deep. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded by depth < MAX_DEPTH */
 static ssize_t resolve_dir(struct fan_source *s, const struct fid_ref *r, char *out, size_t cap,
                            int depth)
 {
