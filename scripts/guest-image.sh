@@ -21,7 +21,7 @@
 #
 #   --agent PATH      the static ivmon-agent to put in the image; default $IVMON_AGENT, else the
 #                     newest build/*/guest/ivmon-agent under the repository. The guest tools built
-#                     beside it (ivmon-step, ivmon-produce) are added too when they exist.
+#                     beside it (ivmon-step, ivmon-produce, ivmon-scribble) are added too when they exist.
 #   --add PATH        one more static program for /bin in the guest (repeatable)
 #   --modules LIST    extra kernel modules to load at boot (space-separated, with dependencies)
 #   --cache DIR       where the kernel package is downloaded and unpacked, shared by every
@@ -108,7 +108,7 @@ agent=$(cd "$(dirname "$agent")" && pwd)/$(basename "$agent")
 is_static "$agent" || die "$agent is dynamically linked; the guest needs the static agent" \
     "(a build with -DIVMON_SANITIZE=ON links it dynamically: use a normal build)"
 progs=("$agent")
-for t in ivmon-step ivmon-produce; do
+for t in ivmon-step ivmon-produce ivmon-scribble; do
     [ -x "$(dirname "$agent")/$t" ] && progs+=("$(dirname "$agent")/$t")
 done
 for a in "${adds[@]+"${adds[@]}"}"; do

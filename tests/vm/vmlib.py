@@ -12,6 +12,8 @@ Interface (stable: the ivshmem-doorbell and libvirt tests build on it)
     disk = t.ext4_disk("disk.img", 64)      # mkfs.ext4 -F on a truncate'd file
     vm = t.vm(img, params={"ivmon.workload": "scripted", "ivmon.disk": "1"},
               devices=vmlib.ivshmem_plain(shm) + vmlib.virtio_disk(disk))
+                                            # or vmlib.ivshmem_doorbell(sock), after
+                                            # vmlib.wait_listening(t, sock)
     vm.start()
     vm.wait_for("IVMON-READY", timeout=60)  # regex on the serial log; returns the re.Match
     vm.wait_exit(timeout=60)                # the guest powered off (IVMON-POWEROFF); QEMU rc
@@ -21,6 +23,7 @@ Interface (stable: the ivshmem-doorbell and libvirt tests build on it)
     w.kill()                                # SIGKILL: no stats (a monitor crash)
     vmlib.check_events(evs, [vmlib.Expect("create", "/mnt/tmpfs/x", "wl-create"), ...])
     vmlib.check_accounting(stats[uri], lost=0, malformed=0, missed=0)
+    vmlib.at_exit(fn); vmlib.remove_at_exit(path)   # cleanup at the end, pass or fail
     t.fail("why")                           # raises vmlib.Failure; the report shows the tails
     vmlib.run(main)                         # runs main(), turns Failure into exit 1 + report,
                                             # kills every process started, removes shm files
@@ -40,6 +43,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -57,6 +61,17 @@ class Failure(Exception):
 _processes = []  # every Popen started, killed at exit
 _files = []  # files removed at exit
 _reporters = []  # callables printing logs for a failure report
+_exit_hooks = []  # callables run at exit, last registered first
+
+
+def at_exit(fn):
+    """Runs fn() when the test ends, pass or fail (after the processes are killed)."""
+    _exit_hooks.append(fn)
+
+
+def remove_at_exit(path):
+    """Removes the file path when the test ends (if it exists then)."""
+    _files.append(path)
 
 
 def _scaled(t):
@@ -101,6 +116,13 @@ def ivshmem_plain(path, size=None, ident="ivmem"):
     size = size or os.path.getsize(path)
     return ["-object", "memory-backend-file,id=%s,share=on,mem-path=%s,size=%d" % (ident, path, size),
             "-device", "ivshmem-plain,memdev=%s" % ident]
+
+
+def ivshmem_doorbell(sock, ident="ivsh"):
+    """QEMU arguments for an ivshmem-doorbell device served on the UNIX socket sock (by the
+    library's ivshmem+doorbell: backend, which must listen before QEMU starts)."""
+    return ["-chardev", "socket,path=%s,id=%s" % (sock, ident),
+            "-device", "ivshmem-doorbell,chardev=%s,vectors=1" % ident]
 
 
 def virtio_disk(path):
@@ -190,6 +212,11 @@ class VM:
         for m in self.lines(r"IVMON-%s\b(.*)$" % re.escape(word)):
             out.append(dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv))
         return out
+
+    def agent_doorbells(self):
+        """The doorbells each agent that exited cleanly rang ("doorbells N" in its --verbose
+        summary), in order."""
+        return [int(m.group(1)) for m in self.lines(r"ivmon-agent: produced \d+, dropped \d+, doorbells (\d+)")]
 
     def agent_produced(self):
         """The last sequence number of each agent that exited cleanly ("produced N" in its
@@ -479,11 +506,29 @@ def scripted_expected(bases):
     return out
 
 
-def run_scripted(t, image, watch_bin, uri, devices, params=None, disk=True, timeout=120):
+def wait_listening(t, sock, timeout=10):
+    """Waits until the UNIX socket sock exists: a monitor serving ivshmem+doorbell: must listen
+    before QEMU starts, or QEMU fails to connect. (The file appears at bind(), right before
+    listen(); connecting to find out would make the server count a client.)"""
+    deadline = time.monotonic() + _scaled(timeout)
+    while True:
+        try:
+            if stat.S_ISSOCK(os.stat(sock).st_mode):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            t.fail("no socket %s after %.0f s: is the monitor serving it?" % (sock, _scaled(timeout)))
+        time.sleep(0.05)
+
+
+def run_scripted(t, image, watch_bin, uri, devices, params=None, disk=True, timeout=120,
+                 listening=None):
     """The scripted workload end to end over one transport, with every check of VM test (a):
     the monitor (ivmon-watch --json --stats --verbose uri) starts first; the guest (devices: the
     transport's QEMU arguments; params: extra kernel parameters) runs guest/image/workloads/
-    scripted.sh on /mnt/tmpfs and, with disk, on an ext4 disk, then powers off; every expected
+    scripted.sh on /mnt/tmpfs and, with disk, on an ext4 disk, then powers off (listening: a
+    UNIX socket the monitor must serve before QEMU starts); every expected
     event must arrive with path, operation and process name, and the accounting must be exact
     with nothing lost (delivered == seq_span == the agent's last sequence number). Returns
     (vm, events, stats)."""
@@ -496,6 +541,8 @@ def run_scripted(t, image, watch_bin, uri, devices, params=None, disk=True, time
         bases.append("/mnt/ext4")
     p.update(params or {})
     w = t.watch(watch_bin, [uri], args=["--verbose"]).start()
+    if listening:
+        wait_listening(t, listening)
     vm = t.vm(image, params=p, devices=devs).start()
     vm.wait_for(r"IVMON-READY", timeout=60)
     vm.wait_for(r"IVMON-WORKLOAD-DONE name=scripted rc=0", timeout=timeout)
@@ -532,6 +579,11 @@ def _cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+    for fn in reversed(_exit_hooks):
+        try:
+            fn()
+        except Exception as e:  # cleanup goes on; the report says what failed
+            print("cleanup: %s" % e, file=sys.stderr)
     for f in _files:
         try:
             os.unlink(f)
