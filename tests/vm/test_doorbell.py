@@ -18,7 +18,6 @@ and the real agent in the guest:
 
     test_doorbell.py --case CASE --agent PATH --watch PATH --workdir DIR [--image-dir DIR]
 """
-import argparse
 import os
 import sys
 
@@ -92,18 +91,5 @@ def case_hostile_guest(t, a, img):
 CASES = {"scripted": case_scripted, "hostile-guest": case_hostile_guest}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--watch", required=True)
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--image-dir")
-    a = ap.parse_args()
-    t = vmlib.Test("doorbell-" + a.case, a.workdir)
-    img = t.image(a.agent, a.image_dir)
-    CASES[a.case](t, a, img)
-
-
 if __name__ == "__main__":
-    vmlib.run(main)
+    vmlib.main_cases("doorbell", CASES)

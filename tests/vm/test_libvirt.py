@@ -16,7 +16,6 @@ Debian guest kernel and the real agent:
 
     test_libvirt.py --case CASE --agent PATH --watch PATH --workdir DIR [--image-dir DIR]
 """
-import argparse
 import grp
 import os
 import pwd
@@ -279,19 +278,5 @@ def case_doorbell(t, a, img):
 CASES = {"restart": case_restart, "doorbell": case_doorbell}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--watch", required=True)
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--image-dir")
-    a = ap.parse_args()
-    t = vmlib.Test("libvirt-" + a.case, a.workdir)
-    img = t.image(a.agent, a.image_dir)
-    start_libvirtd(t)
-    CASES[a.case](t, a, img)
-
-
 if __name__ == "__main__":
-    vmlib.run(main)
+    vmlib.main_cases("libvirt", CASES, setup=start_libvirtd)

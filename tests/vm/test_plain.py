@@ -18,7 +18,6 @@ real QEMU, the real Debian guest kernel and the real agent in the guest:
 
     test_plain.py --case CASE --agent PATH --watch PATH --workdir DIR [--image-dir DIR]
 """
-import argparse
 import os
 import sys
 import time
@@ -165,18 +164,5 @@ CASES = {"scripted": case_scripted, "monitor-restart": case_monitor_restart,
          "agent-restart": case_agent_restart}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--watch", required=True)
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--image-dir")
-    a = ap.parse_args()
-    t = vmlib.Test("plain-" + a.case, a.workdir)
-    img = t.image(a.agent, a.image_dir)
-    CASES[a.case](t, a, img)
-
-
 if __name__ == "__main__":
-    vmlib.run(main)
+    vmlib.main_cases("plain", CASES)

@@ -27,6 +27,7 @@ Interface (stable: the ivshmem-doorbell and libvirt tests build on it)
     t.fail("why")                           # raises vmlib.Failure; the report shows the tails
     vmlib.run(main)                         # runs main(), turns Failure into exit 1 + report,
                                             # kills every process started, removes shm files
+    vmlib.main_cases("plain", {"scripted": fn, ...})   # the test_*.py command line, then run()
 
 Failures are loud: a timeout names what was awaited and prints the tail of the guest's serial
 log, of QEMU's stderr and of every watcher's stderr. Everything a test run writes goes to its
@@ -38,6 +39,7 @@ else tcg; on this project's machines that is tcg, see labs/README.md), IVMON_VM_
 
 The guest's kernel command line takes ivmon.* parameters: see guest/image/init.
 """
+import argparse
 import json
 import os
 import re
@@ -589,6 +591,26 @@ def _cleanup():
             os.unlink(f)
         except OSError:
             pass
+
+
+def main_cases(prefix, cases, setup=None):
+    """The command line of every tests/vm/test_*.py: --case CASE --agent PATH --watch PATH
+    --workdir DIR [--image-dir DIR]. Builds (or finds) the guest image, runs setup(t) if given,
+    then cases[CASE](t, args, image), all under run()."""
+    def main():
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--case", required=True, choices=sorted(cases))
+        ap.add_argument("--agent", required=True)
+        ap.add_argument("--watch", required=True)
+        ap.add_argument("--workdir", required=True)
+        ap.add_argument("--image-dir")
+        a = ap.parse_args()
+        t = Test(prefix + "-" + a.case, a.workdir)
+        img = t.image(a.agent, a.image_dir)
+        if setup:
+            setup(t)
+        cases[a.case](t, a, img)
+    run(main)
 
 
 def run(main):
