@@ -5,7 +5,8 @@ none runs (virtlogd -d; libvirtd -d: there is no systemd here), the real QEMU it
 Debian guest kernel and the real agent:
 
   restart    (c) a domain with an ivshmem-plain <shmem>, defined by the test and watched by name
-             before it starts. It runs the scripted workload and powers off; the session stays
+             before it starts. It runs the scripted workload (tmpfs and an ext4 disk) and
+             powers off; the session stays
              open, and when the domain is started again it re-attaches (reattaches 1) and the
              second run's agent is a new producer instance (restarts 1). Every expected event of
              both runs arrives with path, operation and process name, nothing lost, exact
@@ -101,7 +102,7 @@ class Domain:
     """A persistent libvirt domain booting the guest image, undefined (and its ring file
     removed) at exit."""
 
-    def __init__(self, t, img, name, params, shmem_xml):
+    def __init__(self, t, img, name, params, devices_xml):
         self.t, self.name = t, name
         self.serial = os.path.join(t.workdir, name + ".serial")
         cmdline = "console=ttyS0 quiet panic=-1 " + " ".join("%s=%s" % kv for kv in params.items())
@@ -122,12 +123,12 @@ class Domain:
   <devices>
     <emulator>%(qemu)s</emulator>
     <serial type='file'><source path='%(serial)s' append='on'/><target port='0'/></serial>
-    %(shmem)s
+    %(devices)s
     <memballoon model='none'/>
   </devices>
 </domain>
 """ % {"name": name, "kernel": img.vmlinux, "initrd": img.initrd, "cmdline": cmdline,
-       "qemu": shutil.which(vmlib.QEMU) or vmlib.QEMU, "serial": self.serial, "shmem": shmem_xml}
+       "qemu": shutil.which(vmlib.QEMU) or vmlib.QEMU, "serial": self.serial, "devices": devices_xml}
         path = os.path.join(t.workdir, name + ".xml")
         with open(path, "w") as f:
             f.write(xml)
@@ -205,8 +206,18 @@ def check_open_errors(t, a, img):
     bare.remove()
 
 
+SCRIPTED_BASES = ["/mnt/tmpfs", "/mnt/ext4"]
+
+
 def scripted_params():
-    return {"ivmon.workload": "scripted", "ivmon.heartbeat": "1"}
+    return {"ivmon.workload": "scripted", "ivmon.heartbeat": "1", "ivmon.disk": "1"}
+
+
+def ext4_disk_xml(t):
+    """An ext4 disk for the scripted workload's second directory (the guest's /dev/vda); libvirt
+    gives the file to libvirt-qemu while the domain runs."""
+    return ("<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
+            "<target dev='vda' bus='virtio'/></disk>" % t.ext4_disk("disk.img"))
 
 
 def case_restart(t, a, img):
@@ -214,7 +225,7 @@ def case_restart(t, a, img):
     name = unique(t, "plain")
     shm = "/dev/shm/" + name
     vmlib.remove_at_exit(shm)
-    dom = Domain(t, img, name, scripted_params(),
+    dom = Domain(t, img, name, scripted_params(), ext4_disk_xml(t) +
                  "<shmem name='%s'><model type='ivshmem-plain'/><size unit='M'>4</size></shmem>" % name)
     uri = "libvirt:%s?connect=%s&poll_ms=5" % (name, CONNECT)
     w = t.watch(a.watch, [uri], args=["--verbose"]).start()
@@ -234,7 +245,7 @@ def case_restart(t, a, img):
     if len(hellos) != 2 or evs[hellos[0]]["boot_id"] == evs[hellos[1]]["boot_id"]:
         t.fail("expected two hellos from two boots: %s" % [evs[i] for i in hellos])
     for lo, hi in ((hellos[0], hellos[1]), (hellos[1], len(evs))):
-        vmlib.check_events(evs[lo:hi], vmlib.scripted_expected(["/mnt/tmpfs"]))
+        vmlib.check_events(evs[lo:hi], vmlib.scripted_expected(SCRIPTED_BASES))
         seqs = [e["seq"] for e in evs[lo:hi]]
         if seqs != list(range(1, len(seqs) + 1)):
             t.fail("a run's sequence numbers are not 1..%d: %s" % (len(seqs), seqs))
@@ -252,7 +263,7 @@ def case_doorbell(t, a, img):
     # QEMU runs as libvirt-qemu: it must reach the socket (the directories on the way too).
     qemu = pwd.getpwnam(QEMU_USER)
     os.chown(sock_dir, qemu.pw_uid, qemu.pw_gid)
-    dom = Domain(t, img, name, scripted_params(),
+    dom = Domain(t, img, name, scripted_params(), ext4_disk_xml(t) +
                  "<shmem name='%s'><model type='ivshmem-doorbell'/><server path='%s'/>"
                  "<msi vectors='1' ioeventfd='on'/></shmem>" % (name, sock))
     uri = "libvirt:%s?connect=%s" % (name, CONNECT)
@@ -269,7 +280,7 @@ def case_doorbell(t, a, img):
     stats = w.stop()[uri]
     evs = w.events()
     vmlib.check_accounting(stats, lost=0, malformed=0, missed=0, restarts=0)
-    vmlib.check_events(evs, vmlib.scripted_expected(["/mnt/tmpfs"]))
+    vmlib.check_events(evs, vmlib.scripted_expected(SCRIPTED_BASES))
     if stats["wakeups"] < 1:
         t.fail("the monitor was never woken by the guest's doorbell: %s" % stats)
     print("doorbell: domain %s, %d records, %d wakeups" % (name, stats["delivered"], stats["wakeups"]))
