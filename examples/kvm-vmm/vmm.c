@@ -239,13 +239,14 @@ static int setup_vcpu(struct vmm *v, struct vcpu *c, char *err, size_t errlen)
     };
     if (ioctl(c->fd, KVM_SET_REGS, &r) < 0)
         return sys_fail(err, errlen, "KVM_SET_REGS");
-    /* Memory write-back cacheable: a vCPU starts with the MTRRs disabled, which makes all of
-     * memory uncacheable, and this KVM applies that to the guest (every load and store of the
-     * payload then costs a trip to RAM: milliseconds per fragment instead of microseconds). */
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e[1];
-    } msrs = {.hdr.nmsrs = 1, .e = {{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_WB}}};
+    /* Memory write-back cacheable, as firmware would leave it: a vCPU starts with the MTRRs
+     * disabled, which means uncacheable to a KVM that honours the guest's MTRRs. */
+    union {
+        struct kvm_msrs m;
+        uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+    } msrs = {.m.nmsrs = 1};
+    msrs.m.entries[0].index = MSR_MTRR_DEF_TYPE;
+    msrs.m.entries[0].data = MTRR_ENABLE | MTRR_WB;
     if (ioctl(c->fd, KVM_SET_MSRS, &msrs) != 1)
         return sys_fail(err, errlen, "KVM_SET_MSRS (MTRR default type)");
     if (v->sync_regs)
