@@ -35,11 +35,14 @@
 #define HOSTILE_PATH_SHORT 100u  /* step 12: 183 bytes, 4 fragments */
 #define HOSTILE_PATH_LONG  4000u /* step 7: 4083 bytes, 73 fragments */
 #define HOSTILE_REPEATS    100u  /* step 7 */
-#define HOSTILE_SLEEP_MS   250u  /* step 8; the test's expire_ms is well below it */
-#define HOSTILE_EXPIRE_MS  100u
-#define HOSTILE_GARBAGE    20u
-#define HOSTILE_GOOD       8u
-#define HOSTILE_LAST_SEQ   (15u + HOSTILE_GOOD)
+#define HOSTILE_SLEEP_MS   250u  /* step 8: pauses of this many ms (VMM_PORT_SLEEP takes a byte) */
+#define HOSTILE_SLEEPS     4u    /* ... this many: 1 s, twice the test's expire_ms */
+#define HOSTILE_EXPIRE_MS                                                                          \
+    500u /* far above any other pause between two fragments, even on a                             \
+          * loaded machine, so only step 8 expires by time */
+#define HOSTILE_GARBAGE  20u
+#define HOSTILE_GOOD     8u
+#define HOSTILE_LAST_SEQ (15u + HOSTILE_GOOD)
 
 /* The good records' path lengths (seq 15 + i): typical, long, the longest, tiny, ... */
 static inline unsigned hostile_good_path(unsigned i)

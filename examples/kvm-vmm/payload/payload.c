@@ -324,7 +324,8 @@ static void hostile(void)
     /* 8: a record that stops for longer than the host waits */
     cut_file(&A, 8, HOSTILE_PATH);
     send(&A, 0, 2);
-    outb(VMM_PORT_SLEEP, HOSTILE_SLEEP_MS);
+    for (uint32_t i = 0; i < HOSTILE_SLEEPS; i++)
+        outb(VMM_PORT_SLEEP, HOSTILE_SLEEP_MS);
     send(&A, 2, A.n);
     /* 9 to 13: who sends which fragments of which record, in this order */
     cut_file(&A, 9, HOSTILE_PATH);
