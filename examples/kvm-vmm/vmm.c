@@ -307,6 +307,8 @@ static int setup_vm(struct vmm *v, char *err, size_t errlen)
     if (v->kvm < 0)
         return sys_fail(err, errlen, "open /dev/kvm");
     int api = ioctl(v->kvm, KVM_GET_API_VERSION, 0);
+    if (api < 0)
+        return sys_fail(err, errlen, "/dev/kvm: KVM_GET_API_VERSION");
     if (api != KVM_API_VERSION) {
         snprintf(err, errlen, "/dev/kvm speaks API version %d, not %d", api, KVM_API_VERSION);
         return -ENOTSUP;
