@@ -8,7 +8,9 @@
 # Options go to the bench unchanged (ivmon-bench-ring -h lists them). The build directory is
 # $IVMON_BENCH_BUILD_DIR, by default outside the source tree so that nothing generated lands in
 # a commit. results.md is replaced only when every run delivered every record in order; a failed
-# run leaves the previous file alone and exits non-zero.
+# run leaves the previous file alone and exits non-zero. Sections that other benchmarks keep at
+# the end of results.md, between "<!-- begin NAME -->" and "<!-- end NAME -->" (bench/run-kvm.sh:
+# the KVM register transport against the ring), are carried over unchanged.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,16 +43,12 @@ fi
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-# The machine may be shared: the load average around the run tells the reader whether anything
-# else competed for the CPUs (the bench itself adds about 2 while it runs).
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-# Progress goes to the terminal; the Markdown report to $tmp. set -e stops here on a failed run.
-"$bin" "$@" >"$tmp"
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+# The bench itself adds about 2 to the load average while it runs.
+. "$here/measure.sh"
+bench_measure "$bin" "$@"
 
 cmd="bench/run.sh${*:+ $*}"
 bench_cmd="ivmon-bench-ring${*:+ $*}"
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 hv=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p')
 cc=$(cc --version | head -n 1)
 
@@ -131,5 +129,7 @@ validation would reject those records, but no transport here looks past the head
 comparison is unaffected.
 EOF
 } >"$out.tmp"
+kept=$(sed -n '/^<!-- begin [a-z-]* -->$/,/^<!-- end [a-z-]* -->$/p' "$out" 2>/dev/null || true)
+[ -z "$kept" ] || printf '\n%s\n' "$kept" >>"$out.tmp"
 mv "$out.tmp" "$out"
 echo "run.sh: wrote $out" >&2

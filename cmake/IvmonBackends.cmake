@@ -3,16 +3,18 @@
 #   ON    build it, and fail the configure if what it needs is missing
 #   OFF   leave it out; its URI scheme then answers -EPROTONOSUPPORT
 # A backend registers with ivmon_backend(NAME SOURCES files... [PKG pkg-config-modules...]
-# [LINUX_ONLY]); the library target links what it found, and src/backends.c sees
+# [HEADERS system-headers...] [LINUX_ONLY]); the library target links what it found, and
+# src/backends.c sees
 # IVMON_HAVE_BACKEND_<NAME>. The global property IVMON_BACKENDS_BUILT lists the backends built,
 # for tests elsewhere in the tree: get_property(b GLOBAL PROPERTY IVMON_BACKENDS_BUILT).
+include(CheckIncludeFile)
 set(IVMON_BACKEND_SOURCES "")
 set(IVMON_BACKEND_DEFINITIONS "")
 set(IVMON_BACKEND_LINK "")
 set(IVMON_BACKEND_INCLUDES "")
 
 function(ivmon_backend name)
-  cmake_parse_arguments(B "LINUX_ONLY" "DESCRIPTION" "SOURCES;PKG" ${ARGN})
+  cmake_parse_arguments(B "LINUX_ONLY" "DESCRIPTION" "SOURCES;PKG;HEADERS" ${ARGN})
   string(TOUPPER ${name} upper)
   set(var IVMON_BACKEND_${upper})
   set(${var} AUTO CACHE STRING "Build the ${name} backend (AUTO, ON or OFF)")
@@ -31,6 +33,16 @@ function(ivmon_backend name)
     set(found FALSE)
     set(why "needs Linux")
   endif()
+  foreach(h ${B_HEADERS})
+    if(found)
+      string(MAKE_C_IDENTIFIER "IVMON_HAVE_HEADER_${h}" hvar)
+      check_include_file(${h} ${hvar})
+      if(NOT ${hvar})
+        set(found FALSE)
+        set(why "header not found: <${h}>")
+      endif()
+    endif()
+  endforeach()
   if(found AND B_PKG)
     find_package(PkgConfig REQUIRED)
     pkg_check_modules(IVMON_PKG_${upper} IMPORTED_TARGET ${B_PKG})

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Generic producer transport: the producer, doorbell bookkeeping, lossless waits, heartbeat and
- * flush. Backends provide the region and the doorbell (transport_backend.h). */
+ * flush. Ring backends provide the region and the doorbell, record backends send each record
+ * (transport_backend.h). */
 #define _GNU_SOURCE
 #include "transport.h"
 
@@ -27,18 +28,43 @@
 static const struct ivmon_guest_backend *const backends[] = {
     &ivmon_guest_backend_shm,
     &ivmon_guest_backend_ivshmem,
+#ifdef IVMON_GUEST_HAVE_KVM_HCALL
+    &ivmon_guest_backend_kvm_hcall,
+#endif
 };
 
 struct ivmon_guest_transport {
     const struct ivmon_guest_backend *be;
     void *priv;
     int opened;              /* be->open was called: be->close must be */
-    struct ivmon_producer p; /* owns the ring and the sequence numbers */
+    int records;             /* a record backend (be->send): no ring, no doorbell */
+    struct ivmon_producer p; /* ring backends: owns the ring and the sequence numbers */
     int hello_done;          /* a HELLO took sequence number 1 */
     int doorbell_pending;    /* the consumer asked to be woken and has not been yet */
     int batching;            /* between batch_begin and batch_end: emit_more, publish later */
+    uint64_t next_seq;       /* record backends: the sequence number the next record takes */
     struct ivmon_guest_transport_stats st;
 };
+
+/* Opens the ring of a ring backend and attaches the producer to it. */
+static int open_ring(struct ivmon_guest_transport *t, const struct ivmon_guest_uri *u,
+                     unsigned flags, char *err, size_t errlen)
+{
+    int lossless = (flags & IVMON_GUEST_OPEN_LOSSLESS) || u->lossless;
+    struct ivmon_ring ring;
+    int r = t->be->open(t->priv, u, lossless, &ring, err, errlen);
+    if (r < 0)
+        return r;
+    /* A ring formatted lossless by whoever created it asks every producer to wait, not drop. */
+    if (ring.flags & IVMON_RING_LOSSLESS)
+        lossless = 1;
+    /* A restarted producer continues from the ring's published index with sequence 1 again;
+     * the HELLO it must send first tells the consumer so. */
+    ivmon_producer_init(&t->p, &ring, lossless);
+    t->st.ring_size = ring.size;
+    t->st.lossless = lossless;
+    return 0;
+}
 
 int ivmon_guest_transport_open(struct ivmon_guest_transport **ret, const char *uri, unsigned flags,
                                char *err, size_t errlen)
@@ -71,22 +97,19 @@ int ivmon_guest_transport_open(struct ivmon_guest_transport **ret, const char *u
         return -ENOMEM;
     }
     t->be = be;
-    int lossless = (flags & IVMON_GUEST_OPEN_LOSSLESS) || u.lossless;
-    struct ivmon_ring ring;
     t->opened = 1;
-    r = be->open(t->priv, &u, lossless, &ring, err, errlen);
+    t->records = be->send != NULL;
+    if (t->records) {
+        t->next_seq = 1;
+        t->st.lossless = 1; /* nothing can be full, so nothing is dropped */
+        r = be->open_record(t->priv, &u, err, errlen);
+    } else {
+        r = open_ring(t, &u, flags, err, errlen);
+    }
     if (r < 0) {
         ivmon_guest_transport_close(t);
         return r;
     }
-    /* A ring formatted lossless by whoever created it asks every producer to wait, not drop. */
-    if (ring.flags & IVMON_RING_LOSSLESS)
-        lossless = 1;
-    /* A restarted producer continues from the ring's published index with sequence 1 again;
-     * the HELLO it must send first tells the consumer so. */
-    ivmon_producer_init(&t->p, &ring, lossless);
-    t->st.ring_size = ring.size;
-    t->st.lossless = lossless;
     *ret = t;
     return 0;
 }
@@ -113,6 +136,27 @@ static void nap(void)
     nanosleep(&ts, NULL);
 }
 
+/* A record backend: the record takes the next sequence number and goes out whole, now. A
+ * heartbeat names its own number, and the records the backend could not send. */
+static int emit_record(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec, int hb)
+{
+    if (hb)
+        ivmon_enc_heartbeat(rec, sizeof(struct ivmon_rec_hdr) + sizeof(struct ivmon_rec_heartbeat),
+                            ivmon_guest_realtime_ns(), t->next_seq, t->st.send_errors);
+    else if (rec->len < sizeof *rec || rec->len > IVMON_REC_MAX)
+        return -EINVAL;
+    rec->seq = t->next_seq++;
+    if (rec->type == IVMON_REC_HELLO)
+        t->hello_done = 1;
+    int r = t->be->send(t->priv, rec);
+    if (r < 0) {
+        t->st.send_errors++;
+        return r;
+    }
+    t->st.traps += (uint64_t)r;
+    return 0;
+}
+
 /* One producer emit plus the bookkeeping around it. hb: rec is a heartbeat whose counters are
  * refreshed before each attempt, because a LOST record written first shifts its sequence. */
 static int emit_loop(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec, int timeout_ms,
@@ -124,6 +168,8 @@ static int emit_loop(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
     /* A heartbeat's buffer is only filled below, so its type is known without reading it. */
     if (!t->hello_done && (hb || rec->type != IVMON_REC_HELLO))
         return -EINVAL;
+    if (t->records)
+        return emit_record(t, rec, hb);
     for (;;) {
         if (hb) {
             /* The heartbeat takes next_seq, or next_seq + 1 if a pending loss report goes
@@ -168,11 +214,13 @@ static int emit_loop(struct ivmon_guest_transport *t, struct ivmon_rec_hdr *rec,
 
 void ivmon_guest_transport_batch_begin(struct ivmon_guest_transport *t)
 {
-    t->batching = 1;
+    t->batching = !t->records; /* a record backend has nothing to publish later */
 }
 
 void ivmon_guest_transport_batch_end(struct ivmon_guest_transport *t)
 {
+    if (t->records)
+        return;
     t->batching = 0;
     if (ivmon_producer_publish(&t->p))
         t->doorbell_pending = 1;
@@ -207,6 +255,8 @@ int ivmon_guest_transport_flush(struct ivmon_guest_transport *t, int timeout_ms)
 
 int ivmon_guest_transport_tick(struct ivmon_guest_transport *t)
 {
+    if (t->records)
+        return -1;
     deliver_pending(t);
     return t->doorbell_pending ? PENDING_RETRY_MS : -1;
 }
@@ -215,8 +265,8 @@ void ivmon_guest_transport_get_stats(const struct ivmon_guest_transport *t,
                                      struct ivmon_guest_transport_stats *ret)
 {
     *ret = t->st;
-    ret->produced = t->p.next_seq - 1;
-    ret->dropped = t->p.dropped_total;
+    ret->produced = (t->records ? t->next_seq : t->p.next_seq) - 1;
+    ret->dropped = t->records ? t->st.send_errors : t->p.dropped_total;
 }
 
 void ivmon_guest_transport_close(struct ivmon_guest_transport *t)

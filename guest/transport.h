@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The guest's producer transport: a shared-memory ring (src/ring.c) plus a way to wake the
- * consumer. One handle per producer; not thread-safe (the ring has a single producer anyway).
+ * consumer, or a register transport that hands each record to the host as it is emitted (kvm+hcall:
+ * fragments through traps). One handle per producer; not thread-safe (there is a single producer
+ * anyway).
  *
  * The generic half (transport.c) owns the producer: sequence numbers, loss accounting, the
  * lossless wait, heartbeats and flush. A backend (transport_backend.h) only maps the region and
- * rings the doorbell, so an ivshmem backend (PCI BAR2 mmap + BAR0 doorbell) slots in beside
- * transport_shm.c without touching this API.
+ * rings the doorbell, or only sends one record, so backends slot in beside transport_shm.c
+ * without touching this API. With a register transport nothing is ever full: emit never returns
+ * -ENOBUFS or -ETIMEDOUT, batches publish nothing (each record is out when emit returns), and
+ * tick never asks for a timer.
  *
  * Nothing here logs: errors come back as negative errno values plus, for open, a message.
  */
@@ -33,8 +37,10 @@ struct ivmon_guest_transport_stats {
     uint64_t doorbells;       /* doorbells delivered to a consumer */
     uint64_t doorbell_misses; /* doorbells wanted that found no consumer to deliver to */
     uint64_t full_waits;      /* lossless mode: emits that had to wait for room */
-    uint64_t ring_size;       /* ring data bytes */
-    int lossless;             /* 1 in lossless mode */
+    uint64_t ring_size;       /* ring data bytes; 0 for a register transport */
+    int lossless;             /* 1 in lossless mode (a register transport never drops) */
+    uint64_t traps;           /* register transports: traps taken, one per fragment */
+    uint64_t send_errors;     /* register transports: records the backend could not send */
 };
 
 /* Opens the transport named by uri (see uri.h) as its producer. flags: IVMON_GUEST_OPEN_*.

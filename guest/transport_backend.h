@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal contract between the generic producer transport (transport.c) and its backends.
- * A backend moves no records itself: it provides the shared region, formatted or attached as a
- * ring, and a doorbell. The table is static const and holds no state; transport.c allocates
- * priv_size zeroed bytes for the backend's state. New slots are appended and `size` tells which
- * a table has (SQLite VFS style).
+ * Internal contract between the generic producer transport (transport.c) and its backends, of
+ * two kinds. A ring backend moves no records itself: it provides the shared region, formatted or
+ * attached as a ring, and a doorbell (open, doorbell). A record backend has no ring: it hands
+ * each record to the host as it is emitted (register fragments through traps), so it can be
+ * neither full nor asleep (open_record, send). The table is static const and holds no state;
+ * transport.c allocates priv_size zeroed bytes for the backend's state. New slots are appended
+ * and `size` tells which a table has (SQLite VFS style): the record slots came second.
  */
 #ifndef IVMON_GUEST_TRANSPORT_BACKEND_H
 #define IVMON_GUEST_TRANSPORT_BACKEND_H
@@ -37,11 +39,26 @@ struct ivmon_guest_backend {
      * because a consumer that starts later drains the ring before it first sleeps. */
     int (*doorbell)(void *priv, const struct ivmon_ring_hdr *hdr);
 
-    /* Releases what open acquired. Must not touch the ring contents. */
+    /* Releases what open (or open_record) acquired. Must not touch the ring contents. */
     void (*close)(void *priv);
+
+    /* Record backends set these two and leave open and doorbell NULL. */
+
+    /* Acquires what sending needs for u. Returns 0 or a negative errno with a one-line reason
+     * in err (-EBUSY: another producer is attached). close() is called afterwards in either
+     * case. */
+    int (*open_record)(void *priv, const struct ivmon_guest_uri *u, char *err, size_t errlen);
+
+    /* Hands one complete record (header with seq set, rec->len bytes) to the host, whole,
+     * before returning; never waits for a consumer. Returns the number of traps it took (>= 1),
+     * or a negative errno (the record is lost). */
+    int (*send)(void *priv, const struct ivmon_rec_hdr *rec);
 };
 
 extern const struct ivmon_guest_backend ivmon_guest_backend_shm;
 extern const struct ivmon_guest_backend ivmon_guest_backend_ivshmem;
+#ifdef IVMON_GUEST_HAVE_KVM_HCALL
+extern const struct ivmon_guest_backend ivmon_guest_backend_kvm_hcall;
+#endif
 
 #endif /* IVMON_GUEST_TRANSPORT_BACKEND_H */

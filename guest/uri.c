@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "ivmon/proto.h"
+#ifdef IVMON_GUEST_HAVE_KVM_HCALL
+#include "kvm_trap.h"
+#endif
 
 int ivmon_guest_parse_bytes(const char *s, uint64_t *ret)
 {
@@ -58,6 +61,35 @@ static int key_is(const char *k, size_t n, const char *name)
     return strlen(name) == n && memcmp(k, name, n) == 0;
 }
 
+/* kvm+hcall: options: port= only. */
+static int parse_kvm_option(const char *key, size_t klen, const char *val, size_t vlen,
+                            struct ivmon_guest_uri *u, const char **ret_why)
+{
+    if (!key_is(key, klen, "port")) {
+        *ret_why = key_is(key, klen, "size") || key_is(key, klen, "lossless")
+                       ? "kvm+hcall: there is no ring, and no record is ever dropped: only port= "
+                         "applies"
+                       : "unknown URI option (known: port)";
+        return -EINVAL;
+    }
+    int hex = vlen > 2 && val[0] == '0' && val[1] == 'x';
+    const char *digits = hex ? val + 2 : val;
+    uint64_t v = 0;
+    if (*digits == '\0' || (!hex && *digits == '0') ||
+        strspn(digits, hex ? "0123456789abcdefABCDEF" : "0123456789") != strlen(digits)) {
+        *ret_why = "port= must be 1..65535, in decimal or 0x hex";
+        return -EINVAL;
+    }
+    for (const char *p = digits; *p && v <= 0xffff; p++)
+        v = v * (hex ? 16 : 10) + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+    if (v < 1 || v > 0xffff) {
+        *ret_why = "port= must be 1..65535, in decimal or 0x hex";
+        return -EINVAL;
+    }
+    u->port = (uint16_t)v;
+    return 0;
+}
+
 /* Applies one "key=value" option of n bytes at opt to u. */
 static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, const char **ret_why)
 {
@@ -75,6 +107,8 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
     memcpy(val, eq + 1, vlen);
     val[vlen] = '\0';
 
+    if (u->kind == IVMON_GUEST_URI_KVM_HCALL)
+        return parse_kvm_option(opt, klen, val, vlen, u, ret_why);
     if (key_is(opt, klen, "size") && u->kind == IVMON_GUEST_URI_IVSHMEM) {
         *ret_why = "ivshmem: the host formats the ring and chooses its size; size= is not taken";
         return -EINVAL;
@@ -214,15 +248,30 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
         u.kind = IVMON_GUEST_URI_SHM;
     } else if (key_is(uri, slen, "ivshmem")) {
         u.kind = IVMON_GUEST_URI_IVSHMEM;
+    } else if (key_is(uri, slen, "kvm+hcall")) {
+#ifdef IVMON_GUEST_HAVE_KVM_HCALL
+        u.kind = IVMON_GUEST_URI_KVM_HCALL;
+        u.port = IVMON_KVM_TRAP_PORT_DEFAULT;
+#else
+        *ret_why = "kvm+hcall: needs an x86-64 build of the agent";
+        return -EPROTONOSUPPORT;
+#endif
     } else {
-        *ret_why = "unknown URI scheme (known: shm, ivshmem)";
+        *ret_why = "unknown URI scheme (known: shm, ivshmem, kvm+hcall)";
         return -EINVAL;
     }
 
     const char *rest = colon + 1, *q = strchr(rest, '?');
     size_t tlen = q ? (size_t)(q - rest) : strlen(rest);
-    int r = u.kind == IVMON_GUEST_URI_SHM ? parse_shm_target(rest, tlen, &u, ret_why)
+    int r;
+    if (u.kind == IVMON_GUEST_URI_KVM_HCALL) {
+        r = tlen ? -EINVAL : 0; /* the VMM is the only peer there is: nothing to name */
+        if (r < 0)
+            *ret_why = "kvm+hcall: takes no target (kvm+hcall:?port=P)";
+    } else {
+        r = u.kind == IVMON_GUEST_URI_SHM ? parse_shm_target(rest, tlen, &u, ret_why)
                                           : parse_ivshmem_target(rest, tlen, &u, ret_why);
+    }
     if (r < 0)
         return r;
     if (q) {

@@ -14,6 +14,9 @@ extern const struct ivmon_backend_ops ivmon__backend_ivshmem_doorbell; /* ivshme
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
 extern const struct ivmon_backend_ops ivmon__backend_libvirt;
 #endif
+#ifdef IVMON_HAVE_BACKEND_KVM
+extern const struct ivmon_backend_ops ivmon__backend_kvm; /* backends/kvm/kvm.c */
+#endif
 
 static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_shm,
@@ -23,6 +26,10 @@ static const struct ivmon_backend_ops *const backends[] = {
 #endif
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
     &ivmon__backend_libvirt,
+#endif
+#ifdef IVMON_HAVE_BACKEND_KVM
+    /* VMMs hand it their exits: include/ivmon/kvm.h */
+    &ivmon__backend_kvm,
 #endif
 };
 

@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "usage: " PROGRAM " --uri URI [--watch PATH]... [--filesystem PATH]... [--ops LIST]\n"
             "       [--exclude GLOB]... [--heartbeat SECONDS] [--ready-file FILE] [--verbose]\n"
             "\n"
-            "  --uri URI          transport, e.g. shm:NAME or shm:/path?size=4M&lossless=1\n"
+            "  --uri URI          transport, e.g. shm:NAME, shm:/path?size=4M&lossless=1,\n"
+            "                     ivshmem: or kvm+hcall:?port=0x4956\n"
             "  --watch PATH       report events on PATH and below (repeatable)\n"
             "  --filesystem PATH  report every event on the filesystem holding PATH (repeatable)\n"
             "  --ops LIST         comma-separated subset of open,modify,close_write,create,\n"
@@ -337,6 +338,9 @@ static void print_summary(const struct agent *a)
             (unsigned long long)ts.doorbells, (unsigned long long)ts.doorbell_misses,
             (unsigned long long)ts.full_waits, (unsigned long long)a->abandoned,
             (unsigned long long)a->encode_errors);
+    if (!ts.ring_size)
+        fprintf(stderr, PROGRAM ": traps %llu, records not sent %llu\n",
+                (unsigned long long)ts.traps, (unsigned long long)ts.send_errors);
 }
 
 static void print_startup(const struct agent *a)
@@ -345,11 +349,16 @@ static void print_startup(const struct agent *a)
     struct fan_source_info fi;
     ivmon_guest_transport_get_stats(a->t, &ts);
     fan_source_get_info(a->src, &fi);
+    char how[64];
+    if (ts.ring_size)
+        snprintf(how, sizeof how, "ring %llu bytes, %s mode", (unsigned long long)ts.ring_size,
+                 ts.lossless ? "lossless" : "drop");
+    else
+        snprintf(how, sizeof how, "register fragments, one trap each");
     fprintf(stderr,
-            PROGRAM " %s: %s, ring %llu bytes, %s mode; %zu filesystem(s) marked%s; "
+            PROGRAM " %s: %s, %s; %zu filesystem(s) marked%s; "
                     "thread ids: fd group %s, fid group %s; renames: %s\n",
-            IVMON_GUEST_VERSION, a->cfg.uri, (unsigned long long)ts.ring_size,
-            ts.lossless ? "lossless" : "drop", fi.nfs,
+            IVMON_GUEST_VERSION, a->cfg.uri, how, fi.nfs,
             fi.mount_marks ? " (fd group on mount marks)" : "", fi.notif_tid ? "yes" : "no",
             fi.fid_tid ? "yes" : "no",
             fi.rename_pairs ? "FAN_RENAME" : "MOVED_FROM/MOVED_TO pairing");

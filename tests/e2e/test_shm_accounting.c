@@ -25,18 +25,9 @@
 
 #include <ivmon/ivmon.h>
 
-static const char *producer_path;
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static const char *producer_path;
 
 static double now(void)
 {
@@ -123,13 +114,6 @@ static int on_any(ivmon *m, const ivmon_event *ev, void *userdata)
         t->file_events++;
     }
     return 0;
-}
-
-static uint64_t stat_of(ivmon *m, unsigned s)
-{
-    uint64_t v = 0;
-    ivmon_get_stat(m, s, &v);
-    return v;
 }
 
 static ivmon *open_session(const char *uri, struct tally *t)

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_session.h"
 #include "internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,18 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t *region;
 static ivmon *session;
-static size_t delivered;
-
-static int count(ivmon *m, const ivmon_event *ev, void *userdata)
-{
-    delivered++;
-    /* Touch every string: a bad offset or a missing NUL shows up under ASan. */
-    size_t n = strlen(ivmon_event_path(ev)) + strlen(ivmon_event_new_path(ev)) +
-               strlen(ivmon_event_comm(ev)) + strlen(ivmon_event_exe(ev)) +
-               strlen(ivmon_event_hostname(ev)) + strlen(ivmon_event_agent(ev));
-    (void)n;
-    return 0;
-}
 
 static void setup(void)
 {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes the fuzz seed corpus (corpus/decode, corpus/ring, corpus/uri) from the byte layouts in
-include/ivmon/proto.h. Re-run after a protocol change; found inputs are kept beside the seeds."""
+"""Writes the fuzz seed corpus (corpus/decode, corpus/ring, corpus/uri, corpus/fragment) from the
+byte layouts in include/ivmon/proto.h and docs/PROTOCOL.md ("Register fragments"). Re-run after a
+protocol change; found inputs are kept beside the seeds."""
 import os
 import struct
 
@@ -51,6 +52,44 @@ def ring(records, mode=1, start=0):
     return bytes([mode]) + bytes(hdr) + bytes(data)
 
 
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), bit by bit: an implementation independent of fragment.h's."""
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def fragments(record, k):
+    """The (header word, payload words) of each fragment of record with K = k."""
+    stream = record + struct.pack("<I", crc32c(record))
+    per = 8 * k
+    count = (len(stream) + per - 1) // per
+    stream += b"\0" * (count * per - len(stream))
+    out = []
+    for i in range(count):
+        words = struct.unpack("<%dQ" % k, stream[i * per:(i + 1) * per])
+        hdr = 0xF1 << 56 | k << 51 | record[8] << 43 | len(record) << 28 | i << 16
+        check = crc32c(struct.pack("<Q", hdr) + struct.pack("<%dQ" % k, *words)) & 0xFFFF
+        out.append((hdr | check, words))
+    return out
+
+
+def frag_input(k, vcpus, mode, ops):
+    """A fuzz_fragment input: K, vCPU count and mode bytes, then ops (see fuzz_fragment.c)."""
+    return bytes([k - 1, vcpus - 1, mode]) + b"".join(ops)
+
+
+def op_record(vcpu, record, drop=255, dup=255):
+    return bytes([1, vcpu]) + struct.pack("<HBB", len(record), drop, dup) + record
+
+
+def op_raw(vcpu, hdr, words):
+    return bytes([0, vcpu]) + struct.pack("<Q", hdr) + b"".join(struct.pack("<Q", w) for w in words)
+
+
 def write(kind, name, data):
     d = os.path.join(HERE, "corpus", kind)
     os.makedirs(d, exist_ok=True)
@@ -79,9 +118,30 @@ def main():
     write("ring", "stream-raw-header", ring(seq, mode=0))
     write("ring", "long-records", ring([hello(1), samples["long"].replace(
         struct.pack("<Q", 12), struct.pack("<Q", 2), 1)]))
+    stall = 63 << 1  # stall_fragments 64, as the default
+    stream = [samples["hello"], samples["create"], samples["rename"], samples["long"],
+              samples["heartbeat"]]
+    for k in (7, 2, 1):
+        ops = [op_record(i % 2, r) for i, r in enumerate(stream)]
+        write("fragment", "records-k%d" % k, frag_input(k, 2, stall, ops))
+    # the same records as raw traps, two vCPUs interleaved fragment by fragment
+    a, b = fragments(samples["rename"], 7), fragments(samples["long"], 7)
+    ops = []
+    for i in range(max(len(a), len(b))):
+        if i < len(a):
+            ops.append(op_raw(0, *a[i]))
+        if i < len(b):
+            ops.append(op_raw(1, *b[i]))
+    write("fragment", "interleaved-raw", frag_input(7, 2, stall, ops))
+    # damage: a fragment dropped, one duplicated, time passing, a bad trap, a sweep, garbage
+    ops = [op_record(0, samples["hello"]), op_record(0, samples["long"], drop=3),
+           op_record(1, samples["rename"], dup=1), bytes([2]) + struct.pack("<I", 2000000),
+           bytes([3, 0]), bytes([4]), op_raw(0, 0x1234, [0] * 7), op_record(0, samples["exec"])]
+    write("fragment", "damage", frag_input(7, 2, stall | 1, ops))
     for i, u in enumerate([b"shm:demo", b"shm:/dev/shm/x?size=4M&lossless=1&budget=64",
                            b"ivshmem+doorbell:/run/ivmon.sock?shm=vm1", b"libvirt:guest1",
-                           b"shm:x?create=0&size=64K", b"xen+shm:5"]):
+                           b"shm:x?create=0&size=64K", b"xen+shm:5",
+                           b"kvm:vm1?vcpus=4&port=0x4956&queue=256K"]):
         write("uri", "uri%d" % i, u)
 
 
