@@ -215,8 +215,11 @@ int ivmon__ingest(ivmon *m, const void *rec, size_t len)
         if (m->have_seq) {
             m->stats[IVMON_STAT_LAST_SEQ] = m->next_seq;
             m->next_seq++;
-            update_span(m);
+        } else {
+            /* Before any trusted number it took one all the same, of an instance not known yet. */
+            m->span_closed++;
         }
+        update_span(m);
         ivmon__reject(m, why);
         return 0;
     }

@@ -184,7 +184,8 @@ IVMON_EXPORT void ivmon_event_free(ivmon_event *ev);
 /* Per-session counters, over the session's life. Sequence accounting, exact at any moment:
  *   delivered + lost + malformed + missed == seq_span
  * where seq_span counts the sequence numbers covered by every producer instance seen (for a
- * single instance: last_seq - first_seq + 1). */
+ * single instance: last_seq - first_seq + 1), plus one for each malformed record that came
+ * before any record whose number could be trusted. */
 #define IVMON_STAT_RECORDS          0u  /* records taken off the transport, valid or not */
 #define IVMON_STAT_BYTES            1u  /* their bytes */
 #define IVMON_STAT_DELIVERED        2u  /* records decoded and dispatched (every type) */

@@ -448,6 +448,28 @@ static void test_malformed_counted(void **state)
     assert_true(s->last >= 0);
 }
 
+/* A malformed record before any trusted sequence number (a monitor attached to a ring whose
+ * first record is garbage) still took a number: seq_span counts it, so the identity holds. */
+static void test_malformed_first(void **state)
+{
+    struct sess *s = &S[0];
+    struct sess *one[1] = {s};
+    sess_open(s, "malformed-first", NULL, 1);
+
+    rec_file(&rb, 0, IVMON_OP_OPEN, "/bad-op", NULL);
+    rec_file_body(&rb)->op = 9;
+    assert_true(tp_emit(&s->tp, &rb.hdr) >= 0); /* 1: malformed, before the hello */
+    rec_hello(&rb, 0);
+    assert_true(tp_emit(&s->tp, &rb.hdr) >= 0); /* 2 */
+    emit_file(s, IVMON_OP_OPEN, "/a");          /* 3 */
+    loop_until(one, 1, (const unsigned[]){2});
+    assert_int_equal(sstat(s, IVMON_STAT_RECORDS), 3);
+    assert_int_equal(sstat(s, IVMON_STAT_MALFORMED), 1);
+    assert_int_equal(sstat(s, IVMON_STAT_DELIVERED), 2);
+    assert_int_equal(sstat(s, IVMON_STAT_MISSED), 0);
+    assert_int_equal(sstat(s, IVMON_STAT_SEQ_SPAN), 3);
+}
+
 /* ---- the budget ------------------------------------------------------------------------------ */
 
 static void test_budget(void **state)
@@ -628,6 +650,7 @@ int main(void)
         cmocka_unit_test_prestate_setup_teardown(test_bad_input_isolated, NULL, teardown,
                                                  (void *)&V_TRUNCATE),
         cmocka_unit_test_teardown(test_malformed_counted, teardown),
+        cmocka_unit_test_teardown(test_malformed_first, teardown),
         cmocka_unit_test_teardown(test_budget, teardown),
         cmocka_unit_test_teardown(test_budget_fairness, teardown),
         cmocka_unit_test_teardown(test_handler_stop_leaves_work_pending, teardown),
