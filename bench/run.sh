@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Builds ivmon-bench-ring (Release, -O2), runs it, and writes bench/results.md.
+# Builds ivmon-bench-ring (Release, -O2), runs it, and writes its section of bench/results.md
+# (ring-vs-socket; bench/results_section.py keeps the other benches' sections as they are).
 #
 #   bench/run.sh [bench options]      e.g. bench/run.sh -n 500000 -c
 #
 # Options go to the bench unchanged (ivmon-bench-ring -h lists them). The build directory is
 # $IVMON_BENCH_BUILD_DIR, by default outside the source tree so that nothing generated lands in
-# a commit. results.md is replaced only when every run delivered every record in order; a failed
+# a commit. The section is replaced only when every run delivered every record in order; a failed
 # run leaves the previous file alone and exits non-zero.
 set -euo pipefail
 
@@ -40,7 +41,8 @@ else
 fi
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+section=$(mktemp)
+trap 'rm -f "$tmp" "$section"' EXIT
 # The machine may be shared: the load average around the run tells the reader whether anything
 # else competed for the CPUs (the bench itself adds about 2 while it runs).
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -130,6 +132,6 @@ is held back by a smaller buffer. With 64-byte records there is no room for path
 validation would reject those records, but no transport here looks past the header, so the
 comparison is unaffected.
 EOF
-} >"$out.tmp"
-mv "$out.tmp" "$out"
-echo "run.sh: wrote $out" >&2
+} >"$section"
+python3 "$here/results_section.py" ring-vs-socket "$out" <"$section"
+echo "run.sh: wrote section ring-vs-socket of $out" >&2
