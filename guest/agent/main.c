@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "usage: " PROGRAM " --uri URI [--watch PATH]... [--filesystem PATH]... [--ops LIST]\n"
             "       [--exclude GLOB]... [--heartbeat SECONDS] [--ready-file FILE] [--verbose]\n"
             "\n"
-            "  --uri URI          transport, e.g. shm:NAME or shm:/path?size=4M&lossless=1\n"
+            "  --uri URI          transport, e.g. shm:NAME, shm:/path?size=4M&lossless=1,\n"
+            "                     ivshmem: or virtio-serial:PORTNAME\n"
             "  --watch PATH       report events on PATH and below (repeatable)\n"
             "  --filesystem PATH  report every event on the filesystem holding PATH (repeatable)\n"
             "  --ops LIST         comma-separated subset of open,modify,close_write,create,\n"
@@ -346,10 +347,10 @@ static void print_startup(const struct agent *a)
     ivmon_guest_transport_get_stats(a->t, &ts);
     fan_source_get_info(a->src, &fi);
     fprintf(stderr,
-            PROGRAM " %s: %s, ring %llu bytes, %s mode; %zu filesystem(s) marked%s; "
+            PROGRAM " %s: %s, %s %llu bytes, %s mode; %zu filesystem(s) marked%s; "
                     "thread ids: fd group %s, fid group %s; renames: %s\n",
-            IVMON_GUEST_VERSION, a->cfg.uri, (unsigned long long)ts.ring_size,
-            ts.lossless ? "lossless" : "drop", fi.nfs,
+            IVMON_GUEST_VERSION, a->cfg.uri, ts.stream ? "stream, queue" : "ring",
+            (unsigned long long)ts.ring_size, ts.lossless ? "lossless" : "drop", fi.nfs,
             fi.mount_marks ? " (fd group on mount marks)" : "", fi.notif_tid ? "yes" : "no",
             fi.fid_tid ? "yes" : "no",
             fi.rename_pairs ? "FAN_RENAME" : "MOVED_FROM/MOVED_TO pairing");
@@ -453,8 +454,8 @@ int main(int argc, char **argv)
 out:
     if (ivmon_guest_transport_flush(a.t, IVMON_GUEST_FLUSH_TIMEOUT_MS) == -ETIMEDOUT)
         fprintf(stderr,
-                PROGRAM ": no room for the final heartbeat within %d ms; a pending "
-                        "loss report did not get out either\n",
+                PROGRAM ": the final heartbeat did not get out within %d ms (no consumer made "
+                        "room); a pending loss report did not either\n",
                 IVMON_GUEST_FLUSH_TIMEOUT_MS);
     if (a.cfg.verbose)
         print_summary(&a);

@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 
     int status = 0;
     if (ivmon_guest_transport_flush(t, IVMON_GUEST_FLUSH_TIMEOUT_MS) < 0) {
-        fprintf(stderr, PROGRAM ": flush timed out: the final heartbeat is not in the ring\n");
+        fprintf(stderr, PROGRAM ": flush timed out: the final heartbeat did not get out\n");
         status = 3;
     }
     struct ivmon_guest_transport_stats st;
