@@ -8,18 +8,16 @@
 #   bench/run-kvm.sh [bench options]      e.g. bench/run-kvm.sh -n 20000 -N 2000 -r 3
 #
 # Options go to the bench unchanged (ivmon-bench-kvm -h). Needs root and /dev/kvm. The build
-# directory is $IVMON_BENCH_BUILD_DIR, as for bench/run.sh. The section sits between the lines
-# "<!-- begin kvm-bench -->" and "<!-- end kvm-bench -->" at the end of results.md: this script
-# replaces it (or appends it the first time) and leaves the rest of the file alone, and
-# bench/run.sh keeps it when it rewrites its own part. A failed run changes nothing.
+# directory is $IVMON_BENCH_BUILD_DIR, as for bench/run.sh. The section is kvm-bench, between
+# "<!-- BEGIN kvm-bench -->" and "<!-- END kvm-bench -->": bench/results_section.py replaces it
+# (or appends it the first time) and leaves the rest of the file alone. A failed run changes
+# nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=${IVMON_BENCH_BUILD_DIR:-${TMPDIR:-/tmp}/ivmon-bench-build}/project
 out="$here/results.md"
-begin="<!-- begin kvm-bench -->"
-end="<!-- end kvm-bench -->"
 mkdir -p "$build"
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
@@ -36,7 +34,6 @@ cmd="bench/run-kvm.sh${*:+ $*}"
 bench_cmd="ivmon-bench-kvm${*:+ $*}"
 
 {
-    echo "$begin"
     cat <<EOF2
 
 # KVM: register fragments vs. the shared-memory ring
@@ -80,18 +77,6 @@ needs an exit only when the monitor sleeps, so its exits per record fall as the 
 register transport pays one exit per 56 bytes whatever the load, which is what makes it 1-3
 orders of magnitude slower, and what it buys is that no memory is shared with the guest.
 EOF2
-    echo
-    echo "$end"
 } >"$section"
-
-# Replace the old section, or append a new one, leaving everything else as it is.
-if grep -qxF "$begin" "$out"; then
-    awk -v b="$begin" -v e="$end" -v f="$section" '
-        $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-        $0 == e { skip = 0; next }
-        !skip' "$out" >"$out.tmp"
-else
-    { cat "$out"; echo; cat "$section"; } >"$out.tmp"
-fi
-mv "$out.tmp" "$out"
+python3 "$here/results_section.py" kvm-bench "$out" <"$section"
 echo "run-kvm.sh: wrote its section of $out" >&2

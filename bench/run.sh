@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Builds ivmon-bench-ring (Release, -O2), runs it, and writes bench/results.md.
+# Builds ivmon-bench-ring (Release, -O2), runs it, and writes its section of bench/results.md
+# (ring-vs-socket; bench/results_section.py keeps the other benches' sections as they are).
 #
 #   bench/run.sh [bench options]      e.g. bench/run.sh -n 500000 -c
 #
 # Options go to the bench unchanged (ivmon-bench-ring -h lists them). The build directory is
 # $IVMON_BENCH_BUILD_DIR, by default outside the source tree so that nothing generated lands in
-# a commit. results.md is replaced only when every run delivered every record in order; a failed
-# run leaves the previous file alone and exits non-zero. Sections that other benchmarks keep at
-# the end of results.md, between "<!-- begin NAME -->" and "<!-- end NAME -->" (bench/run-kvm.sh:
-# the KVM register transport against the ring), are carried over unchanged.
+# a commit. Each bench owns one section of results.md, between "<!-- BEGIN NAME -->" and
+# "<!-- END NAME -->" (bench/results_section.py replaces it and leaves the rest alone); this one is
+# ring-vs-socket. It is replaced only when every run delivered every record in order; a failed
+# run leaves the previous file alone and exits non-zero.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,7 +43,8 @@ else
 fi
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+section=$(mktemp)
+trap 'rm -f "$tmp" "$section"' EXIT
 # The bench itself adds about 2 to the load average while it runs.
 . "$here/measure.sh"
 bench_measure "$bin" "$@"
@@ -128,8 +130,6 @@ is held back by a smaller buffer. With 64-byte records there is no room for path
 validation would reject those records, but no transport here looks past the header, so the
 comparison is unaffected.
 EOF
-} >"$out.tmp"
-kept=$(sed -n '/^<!-- begin [a-z-]* -->$/,/^<!-- end [a-z-]* -->$/p' "$out" 2>/dev/null || true)
-[ -z "$kept" ] || printf '\n%s\n' "$kept" >>"$out.tmp"
-mv "$out.tmp" "$out"
-echo "run.sh: wrote $out" >&2
+} >"$section"
+python3 "$here/results_section.py" ring-vs-socket "$out" <"$section"
+echo "run.sh: wrote section ring-vs-socket of $out" >&2

@@ -113,6 +113,10 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
         *ret_why = "ivshmem: the host formats the ring and chooses its size; size= is not taken";
         return -EINVAL;
     }
+    if (key_is(opt, klen, "size") && u->kind == IVMON_GUEST_URI_VIRTIO_SERIAL) {
+        *ret_why = "virtio-serial: a stream has no ring to size; size= is not taken";
+        return -EINVAL;
+    }
     if (key_is(opt, klen, "wait") && u->kind == IVMON_GUEST_URI_IVSHMEM) {
         uint64_t v; /* plain digits: a K/M/G suffix means nothing for seconds */
         if (strspn(val, "0123456789") != vlen || ivmon_guest_parse_bytes(val, &v) < 0 ||
@@ -144,8 +148,17 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
         u->lossless = val[0] == '1';
         return 0;
     }
-    *ret_why = u->kind == IVMON_GUEST_URI_IVSHMEM ? "unknown URI option (known: lossless, wait)"
-                                                  : "unknown URI option (known: size, lossless)";
+    switch (u->kind) {
+    case IVMON_GUEST_URI_IVSHMEM:
+        *ret_why = "unknown URI option (known: lossless, wait)";
+        break;
+    case IVMON_GUEST_URI_VIRTIO_SERIAL:
+        *ret_why = "unknown URI option (known: lossless)";
+        break;
+    default:
+        *ret_why = "unknown URI option (known: size, lossless)";
+        break;
+    }
     return -EINVAL;
 }
 
@@ -230,6 +243,35 @@ bad:
     return -EINVAL;
 }
 
+/* Fills u->path from the virtio-serial target (n bytes at t): a port name as QEMU's
+ * virtserialport name= gives it, or an absolute device path. */
+static int parse_virtio_serial_target(const char *t, size_t n, struct ivmon_guest_uri *u,
+                                      const char **ret_why)
+{
+    if (n == 0) {
+        *ret_why = "virtio-serial: URI needs a port name (virtserialport name=) or a device path";
+        return -EINVAL;
+    }
+    if (memchr(t, '\0', n)) {
+        *ret_why = "NUL inside URI";
+        return -EINVAL;
+    }
+    if (n >= sizeof u->path) {
+        *ret_why = "virtio-serial: name or path too long";
+        return -EINVAL;
+    }
+    /* A name is looked up in /dev/virtio-ports and /sys/class/virtio-ports: it must not be able
+     * to climb out of them. */
+    if (t[0] != '/' &&
+        (memchr(t, '/', n) || (n == 1 && t[0] == '.') || (n == 2 && t[0] == '.' && t[1] == '.'))) {
+        *ret_why = "virtio-serial: NAME must be a plain port name (or give an absolute path)";
+        return -EINVAL;
+    }
+    memcpy(u->path, t, n);
+    u->path[n] = '\0';
+    return 0;
+}
+
 int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const char **ret_why)
 {
     struct ivmon_guest_uri u; /* built privately: *ret is written only on success */
@@ -248,6 +290,8 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
         u.kind = IVMON_GUEST_URI_SHM;
     } else if (key_is(uri, slen, "ivshmem")) {
         u.kind = IVMON_GUEST_URI_IVSHMEM;
+    } else if (key_is(uri, slen, "virtio-serial")) {
+        u.kind = IVMON_GUEST_URI_VIRTIO_SERIAL;
     } else if (key_is(uri, slen, "kvm+hcall")) {
 #ifdef IVMON_GUEST_HAVE_KVM_HCALL
         u.kind = IVMON_GUEST_URI_KVM_HCALL;
@@ -257,20 +301,28 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
         return -EPROTONOSUPPORT;
 #endif
     } else {
-        *ret_why = "unknown URI scheme (known: shm, ivshmem, kvm+hcall)";
+        *ret_why = "unknown URI scheme (known: shm, ivshmem, virtio-serial, kvm+hcall)";
         return -EINVAL;
     }
 
     const char *rest = colon + 1, *q = strchr(rest, '?');
     size_t tlen = q ? (size_t)(q - rest) : strlen(rest);
     int r;
-    if (u.kind == IVMON_GUEST_URI_KVM_HCALL) {
-        r = tlen ? -EINVAL : 0; /* the VMM is the only peer there is: nothing to name */
+    switch (u.kind) {
+    case IVMON_GUEST_URI_SHM:
+        r = parse_shm_target(rest, tlen, &u, ret_why);
+        break;
+    case IVMON_GUEST_URI_IVSHMEM:
+        r = parse_ivshmem_target(rest, tlen, &u, ret_why);
+        break;
+    case IVMON_GUEST_URI_VIRTIO_SERIAL:
+        r = parse_virtio_serial_target(rest, tlen, &u, ret_why);
+        break;
+    default: /* kvm+hcall: the VMM is the only peer there is, nothing to name */
+        r = tlen ? -EINVAL : 0;
         if (r < 0)
             *ret_why = "kvm+hcall: takes no target (kvm+hcall:?port=P)";
-    } else {
-        r = u.kind == IVMON_GUEST_URI_SHM ? parse_shm_target(rest, tlen, &u, ret_why)
-                                          : parse_ivshmem_target(rest, tlen, &u, ret_why);
+        break;
     }
     if (r < 0)
         return r;

@@ -7,25 +7,32 @@
  *   shm:/absolute/path[?opts]  region file at that path
  *   ivshmem:[?opts]            the first QEMU ivshmem PCI device (1af4:1110) in sysfs
  *   ivshmem:PCI[?opts]         the ivshmem device at PCI address DDDD:BB:DD.F (or BB:DD.F)
+ *   virtio-serial:NAME[?opts]  the virtio-serial port QEMU named NAME (-device virtserialport,
+ *                              name=NAME): /dev/virtio-ports/NAME, or without udev the
+ *                              /dev/vportNpM whose /sys/class/virtio-ports/vportNpM/name is NAME
+ *   virtio-serial:/dev/PATH[?opts]  that port device
  *   kvm+hcall:[?opts]          register fragments, one `out` per fragment, to a KVM VMM that
  *                              embeds libivmon (x86-64 builds; the host URI is kvm:NAME)
  *
  * shm opts: `size=N` ring data bytes, a power of two, optional K/M/G suffix (1024-based), default
  * 4M; `lossless=0|1`. ivshmem opts: `lossless=0|1`; `wait=SECONDS`, how long to wait for the host
  * to format the ring (default: as long as it takes; 0: not at all). The host formats an ivshmem
- * ring and picks its size, so size= is refused there. kvm+hcall opts: `port=P`, the I/O port
- * the VMM gives the kvm: session, 1..65535 in decimal or 0x hex, default 0x4956; there is no ring
- * and nothing is ever dropped, so size= and lossless= are refused. Options are separated by '&';
- * no percent-decoding is done.
+ * ring and picks its size, so size= is refused there. virtio-serial opts: `lossless=0|1` (a
+ * stream has no ring, so no size=). kvm+hcall opts: `port=P`, the I/O port the VMM gives the
+ * kvm: session, 1..65535 in decimal or 0x hex, default 0x4956; there is no ring and nothing is
+ * ever dropped, so size= and lossless= are refused. Options are separated by '&'; no
+ * percent-decoding is done.
  */
 #ifndef IVMON_GUEST_URI_H
 #define IVMON_GUEST_URI_H
 
 #include <stdint.h>
 
-#define IVMON_GUEST_URI_SHM       1 /* shared-memory file + UNIX-socket doorbell rendezvous */
-#define IVMON_GUEST_URI_IVSHMEM   2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
-#define IVMON_GUEST_URI_KVM_HCALL 3 /* register fragments through port-I/O traps to a KVM VMM */
+#define IVMON_GUEST_URI_SHM     1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+#define IVMON_GUEST_URI_IVSHMEM 2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
+/* 3 and 4: kept for the Xen transports, whose URIs (xen+shm:, xen+vcpu:) are reserved */
+#define IVMON_GUEST_URI_VIRTIO_SERIAL 5 /* a virtio-serial port: a byte stream, no ring */
+#define IVMON_GUEST_URI_KVM_HCALL     6 /* register fragments through port-I/O traps to a KVM VMM */
 
 #define IVMON_GUEST_PCI_ADDR_MAX 16u /* "DDDD:BB:DD.F" and its NUL */
 
@@ -33,13 +40,15 @@
 #define IVMON_GUEST_DEFAULT_RING_SIZE (4u << 20)
 
 struct ivmon_guest_uri {
-    int kind;                            /* IVMON_GUEST_URI_* */
-    char path[IVMON_GUEST_URI_PATH_MAX]; /* shm: the region file, NUL-terminated */
-    uint64_t size;                       /* ring data bytes, valid power of two */
-    int lossless;                        /* 1 if lossless=1 was given */
-    char pci[IVMON_GUEST_PCI_ADDR_MAX];  /* ivshmem: "DDDD:BB:DD.F", or "" for the first device */
-    int wait_s;                          /* ivshmem: wait= seconds, -1 (default) without limit */
-    uint16_t port;                       /* kvm+hcall: the I/O port */
+    int kind; /* IVMON_GUEST_URI_* */
+    /* shm: the region file; virtio-serial: the port's name, or its device path if it starts
+     * with '/'. NUL-terminated. */
+    char path[IVMON_GUEST_URI_PATH_MAX];
+    uint64_t size;                      /* ring data bytes, valid power of two */
+    int lossless;                       /* 1 if lossless=1 was given */
+    char pci[IVMON_GUEST_PCI_ADDR_MAX]; /* ivshmem: "DDDD:BB:DD.F", or "" for the first device */
+    int wait_s;                         /* ivshmem: wait= seconds, -1 (default) without limit */
+    uint16_t port;                      /* kvm+hcall: the I/O port */
 };
 
 /* Parses uri into *ret. Returns 0; -EINVAL with *ret_why set for a malformed URI or option;

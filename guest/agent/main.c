@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "       [--exclude GLOB]... [--heartbeat SECONDS] [--ready-file FILE] [--verbose]\n"
             "\n"
             "  --uri URI          transport, e.g. shm:NAME, shm:/path?size=4M&lossless=1,\n"
-            "                     ivshmem: or kvm+hcall:?port=0x4956\n"
+            "                     ivshmem:, virtio-serial:PORTNAME or kvm+hcall:?port=0x4956\n"
             "  --watch PATH       report events on PATH and below (repeatable)\n"
             "  --filesystem PATH  report every event on the filesystem holding PATH (repeatable)\n"
             "  --ops LIST         comma-separated subset of open,modify,close_write,create,\n"
@@ -351,8 +351,8 @@ static void print_startup(const struct agent *a)
     fan_source_get_info(a->src, &fi);
     char how[64];
     if (ts.ring_size)
-        snprintf(how, sizeof how, "ring %llu bytes, %s mode", (unsigned long long)ts.ring_size,
-                 ts.lossless ? "lossless" : "drop");
+        snprintf(how, sizeof how, "%s %llu bytes, %s mode", ts.stream ? "stream, queue" : "ring",
+                 (unsigned long long)ts.ring_size, ts.lossless ? "lossless" : "drop");
     else
         snprintf(how, sizeof how, "register fragments, one trap each");
     fprintf(stderr,
@@ -462,8 +462,8 @@ int main(int argc, char **argv)
 out:
     if (ivmon_guest_transport_flush(a.t, IVMON_GUEST_FLUSH_TIMEOUT_MS) == -ETIMEDOUT)
         fprintf(stderr,
-                PROGRAM ": no room for the final heartbeat within %d ms; a pending "
-                        "loss report did not get out either\n",
+                PROGRAM ": the final heartbeat did not get out within %d ms (no consumer made "
+                        "room); a pending loss report did not either\n",
                 IVMON_GUEST_FLUSH_TIMEOUT_MS);
     if (a.cfg.verbose)
         print_summary(&a);

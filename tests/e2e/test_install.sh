@@ -33,5 +33,8 @@ for bin in "$tmp/hello-pc/hello" "$tmp/hello-cmake/hello"; do
     n=$(grep -c "^shm:$ring?lossless=1 modify /ivmon-produce/" "$tmp/out" || true)
     [ "$n" = 5 ] || { echo "FAIL: $bin printed $n events, want 5:"; cat "$tmp/out"; exit 1; }
     echo "ok: $bin (linked against $(LD_LIBRARY_PATH="$libdir" ldd "$bin" | grep -o "$tmp[^ ]*libivmon.so.0" || echo '?'))"
-    LD_LIBRARY_PATH="$libdir" ldd "$bin" | grep -q "$tmp/prefix" || { echo "FAIL: $bin does not use the installed library"; exit 1; }
+    # Not `ldd | grep -q`: grep leaves at the first match, ldd may then die of SIGPIPE, and
+    # pipefail turns that into a failure of a binary that is linked right.
+    libs=$(LD_LIBRARY_PATH="$libdir" ldd "$bin")
+    grep -q "$tmp/prefix" <<<"$libs" || { echo "FAIL: $bin does not use the installed library"; exit 1; }
 done
