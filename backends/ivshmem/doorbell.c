@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -38,9 +39,13 @@
 #define IVDB_PERIODIC_MS  1000 /* a doorbell is connected: a check now and then all the same */
 #define IVDB_POLL_BUSY_MS 1    /* no doorbell, the last look found records */
 #define IVDB_POLL_IDLE_MS 20   /* no doorbell, the ring was empty */
-#define IVDB_EPOLL_BATCH  16
-#define IVDB_SHM_DIR      "/dev/shm/"
-#define IVDB_STEM_MAX     48
+/* A doorbell missing this long after the producer took the flag went elsewhere. Far above any
+ * delay between the flag and the doorbell write, even of a descheduled vCPU on a loaded host:
+ * a wrong verdict means polling until another client connects. */
+#define IVDB_DEAF_AFTER_MS 500
+#define IVDB_EPOLL_BATCH   16
+#define IVDB_SHM_DIR       "/dev/shm/"
+#define IVDB_STEM_MAX      48
 /* The region is a PCI BAR, so a power of two; the ring's data area, also a power of two, gets
  * what follows the 4 KiB header: half of it. */
 #define IVDB_REGION_MIN     ((uint64_t)2 * IVMON_RING_MIN_DATA)
@@ -56,6 +61,7 @@ struct ivdb_backend {
     int busy;                /* polling: the last look found records */
     int slept;               /* the last call left cons_waiting set: the producer will ring */
     int suspect;             /* the producer took cons_waiting (so it rang), yet no doorbell came */
+    uint64_t suspect_since;  /* since when (CLOCK_MONOTONIC ms) */
     int deaf;                /* doorbells do not reach us: poll until another client connects */
     uint64_t deaf_connected; /* server.connected when deaf was set */
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -278,28 +284,40 @@ static int take_events(ivmon *m, struct ivdb_backend *b)
     return woke;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Whether the guest's doorbell reaches us. Connected clients are no proof: the VM producing into
  * the ring may be one whose QEMU was served by an earlier monitor (it never reconnects) while
- * some other client is connected to us. A producer that takes cons_waiting rings; if that
- * doorbell does not arrive by the next look either (a doorbell may be a few microseconds behind
- * the flag), it went elsewhere, and only polling will do until a new client connects. */
+ * some other client is connected to us. A producer that takes cons_waiting rings, but the
+ * doorbell may be behind the flag by more than one look (the caller may call ivmon_process
+ * twice in a row, and a vCPU can be descheduled between the two writes). So a missing doorbell
+ * only starts a suspicion, during which the ring is looked at every IVDB_POLL_IDLE_MS; a doorbell
+ * clears it; IVDB_DEAF_AFTER_MS without one means it went elsewhere, and only polling will do
+ * until a new client connects. */
 static void check_doorbell(ivmon *m, struct ivdb_backend *b, int woke)
 {
     if (b->deaf && b->server.connected != b->deaf_connected)
         b->deaf = 0; /* a new client: perhaps the VM's QEMU; trust the doorbell again */
-    if (b->suspect) {
+    if (woke) {
         b->suspect = 0;
-        if (!woke) {
+    } else if (b->suspect) {
+        if (now_ms() - b->suspect_since >= IVDB_DEAF_AFTER_MS) {
+            b->suspect = 0;
             b->deaf = 1;
             b->deaf_connected = b->server.connected;
             ivmon__log(m, IVMON_LOG_WARNING,
                        "ivshmem+doorbell: the guest's doorbell does not reach this monitor "
                        "(its QEMU was served by an earlier one?): polling the ring");
         }
-    } else if (b->slept && !woke &&
-               !atomic_load_explicit((_Atomic uint32_t *)&b->rf.ring.hdr->cons_waiting,
-                                     memory_order_relaxed)) {
+    } else if (b->slept && !atomic_load_explicit((_Atomic uint32_t *)&b->rf.ring.hdr->cons_waiting,
+                                                 memory_order_relaxed)) {
         b->suspect = 1;
+        b->suspect_since = now_ms();
     }
     b->slept = 0;
 }

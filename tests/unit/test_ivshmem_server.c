@@ -645,6 +645,42 @@ static void test_deaf_doorbell(void **state)
     ivmon_close(m);
 }
 
+/* A doorbell a little behind the flag is not a deaf doorbell: the producer took cons_waiting but
+ * its doorbell arrives only after the monitor looked twice in a row (ivmon_process may be called
+ * whenever the caller likes). The session must keep sleeping on the doorbell, not fall back to
+ * polling for good. */
+static void test_late_doorbell(void **state)
+{
+    struct qemu q;
+    names("late");
+    ivmon *m = open_session();
+    assert_int_equal(q_connect(&q), 0);
+    assert_int_equal(process(m), 0);
+    q_setup(&q);
+    q_hello(&q);
+    loop_until(m, 0);
+    assert_true(fd_readable(ivmon_get_fd(m), 1000));
+    assert_int_equal(process(m), 1);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(ivmon_get_timeout(m), 1000); /* asleep on the doorbell */
+        assert_int_equal(q_emit(&q, "/late", 0), 1);  /* flag taken, doorbell not yet rung */
+        assert_true(process(m) >= 0);
+        assert_true(process(m) >= 0);
+        q_doorbell(&q);
+        assert_true(fd_readable(ivmon_get_fd(m), 1000));
+        assert_true(process(m) >= 0);
+    }
+    assert_int_equal(delivered_files, 3);
+    assert_int_equal(ivmon_get_timeout(m), 1000);
+    assert_int_equal(q_emit(&q, "/on-time", 1), 1);
+    assert_true(fd_readable(ivmon_get_fd(m), 1000));
+    assert_int_equal(process(m), 1);
+    assert_string_equal(last_path, "/on-time");
+    assert_int_equal(stat_of(m, IVMON_STAT_WAKEUPS), 5);
+    q_close(&q);
+    ivmon_close(m);
+}
+
 /* ---- opening ------------------------------------------------------------------------------- */
 
 static void test_open_errors(void **state)
@@ -739,6 +775,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hostile_clients, teardown),
         cmocka_unit_test_teardown(test_monitor_restart, teardown),
         cmocka_unit_test_teardown(test_deaf_doorbell, teardown),
+        cmocka_unit_test_teardown(test_late_doorbell, teardown),
         cmocka_unit_test_teardown(test_open_errors, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
