@@ -43,5 +43,6 @@ struct ivmon_guest_backend {
 
 extern const struct ivmon_guest_backend ivmon_guest_backend_shm;
 extern const struct ivmon_guest_backend ivmon_guest_backend_ivshmem;
+extern const struct ivmon_guest_backend ivmon_guest_backend_xen_shm;
 
 #endif /* IVMON_GUEST_TRANSPORT_BACKEND_H */

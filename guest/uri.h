@@ -7,20 +7,27 @@
  *   shm:/absolute/path[?opts]  region file at that path
  *   ivshmem:[?opts]            the first QEMU ivshmem PCI device (1af4:1110) in sysfs
  *   ivshmem:PCI[?opts]         the ivshmem device at PCI address DDDD:BB:DD.F (or BB:DD.F)
+ *   xen+shm:[?opts]            pages granted to dom0 (or backend=), event channel, XenStore
+ *   xen+vcpu:[?opts]           register fragments through HVMOP_guest_request_vm_event
  *
  * shm opts: `size=N` ring data bytes, a power of two, optional K/M/G suffix (1024-based), default
  * 4M; `lossless=0|1`. ivshmem opts: `lossless=0|1`; `wait=SECONDS`, how long to wait for the host
  * to format the ring (default: as long as it takes; 0: not at all). The host formats an ivshmem
- * ring and picks its size, so size= is refused there. Options are separated by '&'; no
- * percent-decoding is done.
+ * ring and picks its size, so size= is refused there. xen+shm opts: `pages=N` data pages, a
+ * power of two from 16 to 16384 (default 64: a 256 KiB ring; the guest's gntalloc grants 1024
+ * pages at most unless loaded with a higher limit=), `backend=DOMID` the domain the pages and
+ * the event channel are for (default 0), `lossless=0|1`. xen+vcpu takes no target and no
+ * options. Options are separated by '&'; no percent-decoding is done.
  */
 #ifndef IVMON_GUEST_URI_H
 #define IVMON_GUEST_URI_H
 
 #include <stdint.h>
 
-#define IVMON_GUEST_URI_SHM     1 /* shared-memory file + UNIX-socket doorbell rendezvous */
-#define IVMON_GUEST_URI_IVSHMEM 2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
+#define IVMON_GUEST_URI_SHM      1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+#define IVMON_GUEST_URI_IVSHMEM  2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
+#define IVMON_GUEST_URI_XEN_SHM  3 /* Xen grant pages + event channel, published in XenStore */
+#define IVMON_GUEST_URI_XEN_VCPU 4 /* Xen vm_event guest requests carrying register fragments */
 
 #define IVMON_GUEST_PCI_ADDR_MAX 16u /* "DDDD:BB:DD.F" and its NUL */
 
@@ -34,6 +41,8 @@ struct ivmon_guest_uri {
     int lossless;                        /* 1 if lossless=1 was given */
     char pci[IVMON_GUEST_PCI_ADDR_MAX];  /* ivshmem: "DDDD:BB:DD.F", or "" for the first device */
     int wait_s;                          /* ivshmem: wait= seconds, -1 (default) without limit */
+    uint32_t xen_pages;                  /* xen+shm: data pages, valid power of two */
+    uint32_t xen_backend;                /* xen+shm: backend domain id */
 };
 
 /* Parses uri into *ret. Returns 0; -EINVAL with *ret_why set for a malformed URI or option;

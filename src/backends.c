@@ -14,15 +14,20 @@ extern const struct ivmon_backend_ops ivmon__backend_ivshmem_doorbell; /* ivshme
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
 extern const struct ivmon_backend_ops ivmon__backend_libvirt;
 #endif
+#ifdef IVMON_HAVE_BACKEND_XEN
+extern const struct ivmon_backend_ops ivmon__backend_xen_shm; /* backends/xen/xen_shm.c */
+#endif
 
 static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_shm,
 #ifdef IVMON_HAVE_BACKEND_IVSHMEM
-    &ivmon__backend_ivshmem,
-    &ivmon__backend_ivshmem_doorbell,
+    &ivmon__backend_ivshmem, &ivmon__backend_ivshmem_doorbell,
 #endif
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
     &ivmon__backend_libvirt,
+#endif
+#ifdef IVMON_HAVE_BACKEND_XEN
+    &ivmon__backend_xen_shm,
 #endif
 };
 
