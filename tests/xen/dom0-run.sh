@@ -1,0 +1,179 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# dom0-run.sh: dom0's half of the Xen integration test (tests/xen/test_xen.py). Runs in the PV
+# dom0 that tests/xen/xen-image.sh builds, once the toolstack is up; every scenario of the label
+# happens in this one boot. It only drives and records; the host-side driver checks everything.
+# Results go to /results, written as a tar archive onto /dev/vda (a raw disk the driver reads
+# back) at the end; progress goes to the console as "XT-WORD ..." lines.
+#
+# Guests (PVH, the real agent, guest/image/init with the xen workload):
+#   g-shm   agent on xen+shm:?pages=16 (a 64 KiB ring, so that it overflows while the monitor
+#           is down), workload xen: scripted, agent restart, steady writer; then held
+#   g-vcpu  agent on xen+vcpu: (xt.vcpu=1) running the scripted workload, or no agent at all;
+#           its XenStore directory is also where the hostile entries are written
+# Scenarios, in order:
+#   w1       ivmon-watch on xen+shm:g-shm started right after `xl create`, before the agent
+#   pv       xen+vcpu: on dom0 (a PV domain) must fail: "needs PVH or HVM"
+#   wv       ivmon-watch on xen+vcpu:g-vcpu (xt.vcpu=1)
+#   restart  once the steady writer runs: w1 killed (SIGKILL), 4 s later w2 on xen+shm:g-shm and
+#            xen+shm:g-vcpu; then bogus entries written into g-vcpu's directory while w2 runs:
+#            that session must fail, g-shm's go on (line counts recorded for the driver)
+#   hostile  one more bogus entry set at a time, each met by a new ivmon-watch at open
+#   destroy  `xl destroy g-shm` while w2 watches: a clean end of that session
+# Kernel command line of dom0: xt.vcpu=0|1, xt.steady=SECONDS.
+export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin:/usr/bin:/usr/sbin
+R=/results
+W="ivmon-watch --json --stats --verbose"
+vcpu=0 steady=12
+for w in $(cat /proc/cmdline); do
+    case $w in
+    xt.vcpu=*) vcpu=${w#*=} ;;
+    xt.steady=*) steady=${w#*=} ;;
+    esac
+done
+
+T() { echo "XT-$1 t=$(cut -d' ' -f1 /proc/uptime) ${2:-}"; }
+
+# wait_for FILE PATTERN SECONDS: until a line of FILE matches (grep -E)
+wait_for() {
+    _n=0
+    while ! grep -q -E "$2" "$1" 2>/dev/null; do
+        _n=$((_n + 1))
+        if [ $_n -gt $(($3 * 10)) ]; then
+            T ERROR "timeout waiting for '$2' in $1"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+console() { echo "/var/log/xen/console/guest-$1.log"; }
+
+mkguest() { # NAME URI WORKLOAD ARGS AGENT
+    cat >"/etc/xen/$1.cfg" <<EOF
+name = "$1"
+type = "pvh"
+kernel = "/guest/vmlinux"
+ramdisk = "/guest/initrd.gz"
+extra = "console=hvc0 quiet panic=-1 ivmon.uri=$2 ivmon.workload=$3 ivmon.args=$4 ivmon.agent=$5 ivmon.hold=forever ivmon.heartbeat=1 xen_privcmd.unrestricted=1"
+memory = 160
+vcpus = 1
+tsc_mode = "native"
+on_crash = "preserve"
+EOF
+    xl create "/etc/xen/$1.cfg" >"$R/xl-create-$1.log" 2>&1 || {
+        T ERROR "xl create $1 failed: $(tail -3 "$R/xl-create-$1.log")"
+        return 1
+    }
+    T CREATED "name=$1 domid=$(xl domid "$1")"
+}
+
+# Hostile entries: KEY=VALUE pairs written under g-vcpu's data/ivmon, after removing it.
+hostile_write() {
+    _d=/local/domain/$(xl domid g-vcpu)/data/ivmon
+    xenstore-rm "$_d" 2>/dev/null
+    for kv in "$@"; do xenstore-write -- "$_d/${kv%%=*}" "${kv#*=}"; done
+}
+# A ring as the agent would publish it, but with grant refs that do not map.
+refs17="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17"
+good="layout=1 proto=1.0 backend-id=0 pages=17 event-channel=5 generation=7"
+
+finish() {
+    for g in g-shm g-vcpu; do cp "$(console $g)" "$R/console-$g.log" 2>/dev/null; done
+    xl dmesg >"$R/xl-dmesg.log" 2>&1
+    xl list >"$R/xl-list.log" 2>&1
+    tar cf /dev/vda -C $R . && T RESULTS "bytes=$(du -sk $R | cut -f1)K"
+    T DONE
+}
+
+mkguest g-shm "xen+shm:?pages=16" xen "$steady,50" 1 || { finish; exit 1; }
+$W xen+shm:g-shm >$R/w1.jsonl 2>$R/w1.err &
+w1=$!
+T W1-STARTED
+if [ "$vcpu" = 1 ]; then
+    mkguest g-vcpu "xen+vcpu:" scripted "" 1 || { finish; exit 1; }
+    $W xen+vcpu:g-vcpu >$R/wv.jsonl 2>$R/wv.err &
+    wv=$!
+else
+    mkguest g-vcpu "none:" none "" 0 || { finish; exit 1; }
+fi
+
+# The vcpu monitor on a PV domain (dom0 itself) must refuse clearly.
+ivmon-watch --timeout 2 xen+vcpu:0 >/dev/null 2>$R/pv.err
+echo $? >$R/pv.rc
+T PV-CHECKED "rc=$(cat $R/pv.rc)"
+
+wait_for "$(console g-shm)" "IVMON-STEADY-START" 240 || { finish; exit 1; }
+sleep 2
+kill -KILL $w1
+wait $w1 2>/dev/null
+T W1-KILLED "lines=$(wc -l <$R/w1.jsonl)"
+sleep 4
+$W xen+shm:g-shm xen+shm:g-vcpu >$R/w2.jsonl 2>$R/w2.err &
+w2=$!
+T W2-STARTED
+sleep 2
+# shellcheck disable=SC2086
+hostile_write $good "gref/0=$refs17" state=ready
+wait_for $R/w2.err "xen\\+shm:g-vcpu.*(cannot map|failed)" 30
+T LIVE-HOSTILE "lines_at_failure=$(wc -l <$R/w2.jsonl)"
+
+# One bogus entry at a time, each against a fresh monitor that meets it at open.
+hostile() { # NAME KEY=VALUE...
+    _name=$1
+    shift
+    # shellcheck disable=SC2086
+    hostile_write "$@"
+    ivmon-watch --timeout 5 xen+shm:g-vcpu >/dev/null 2>"$R/hostile-$_name.err"
+    echo $? >"$R/hostile-$_name.rc"
+    T HOSTILE "name=$_name rc=$(cat "$R/hostile-$_name.rc")"
+}
+# shellcheck disable=SC2086
+{
+    hostile pages-absurd $good pages=99999999 "gref/0=$refs17" state=ready
+    hostile pages-not-pow2 $good pages=20 "gref/0=$refs17" state=ready
+    hostile pages-junk $good "pages=17 " "gref/0=$refs17" state=ready
+    hostile grefs-junk $good "gref/0=1 2 3 x" state=ready
+    hostile grefs-short $good "gref/0=1 2 3" state=ready
+    hostile grefs-missing $good state=ready
+    hostile grefs-bogus $good "gref/0=$refs17" state=ready
+    hostile port-absurd $good event-channel=99999999 "gref/0=$refs17" state=ready
+    hostile port-negative $good event-channel=-1 "gref/0=$refs17" state=ready
+    hostile state-junk $good "gref/0=$refs17" state=hello
+    hostile proto-major $good proto=2.0 "gref/0=$refs17" state=ready
+    hostile layout $good layout=9 "gref/0=$refs17" state=ready
+    hostile backend-other $good backend-id=5 "gref/0=$refs17" state=ready
+    hostile generation-zero $good generation=0 "gref/0=$refs17" state=ready
+}
+xenstore-rm "/local/domain/$(xl domid g-vcpu)/data/ivmon"
+
+wait_for "$(console g-shm)" "IVMON-STEADY-DONE" $((steady + 120)) || { finish; exit 1; }
+sleep 3
+T W2-BEFORE-DESTROY "lines=$(wc -l <$R/w2.jsonl)"
+xl destroy g-shm
+T DESTROYED "name=g-shm"
+n=0
+while kill -0 $w2 2>/dev/null && [ $n -lt 200 ]; do
+    n=$((n + 1))
+    sleep 0.1
+done
+if kill -0 $w2 2>/dev/null; then
+    T ERROR "w2 still running 20 s after the domain was destroyed"
+    kill -TERM $w2
+fi
+wait $w2
+echo $? >$R/w2.rc
+T W2-EXITED "rc=$(cat $R/w2.rc)"
+
+if [ "$vcpu" = 1 ]; then
+    wait_for "$(console g-vcpu)" "IVMON-WORKLOAD-DONE" 120
+    sleep 3
+    xl destroy g-vcpu
+    wait $wv
+    echo $? >$R/wv.rc
+    T WV-EXITED "rc=$(cat $R/wv.rc)"
+else
+    xl destroy g-vcpu
+fi
+finish
