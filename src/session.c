@@ -278,13 +278,26 @@ int ivmon_get_stat(const ivmon *m, unsigned stat, uint64_t *ret)
 const char *ivmon_stat_name(unsigned stat)
 {
     static const char *const names[IVMON_STAT_MAX + 1] = {
-        [IVMON_STAT_RECORDS] = "records",       [IVMON_STAT_BYTES] = "bytes",
-        [IVMON_STAT_DELIVERED] = "delivered",   [IVMON_STAT_LOST] = "lost",
-        [IVMON_STAT_MALFORMED] = "malformed",   [IVMON_STAT_MISSED] = "missed",
-        [IVMON_STAT_WAKEUPS] = "wakeups",       [IVMON_STAT_SOURCE_OVERFLOWS] = "source_overflows",
-        [IVMON_STAT_RESTARTS] = "restarts",     [IVMON_STAT_FIRST_SEQ] = "first_seq",
-        [IVMON_STAT_LAST_SEQ] = "last_seq",     [IVMON_STAT_SEQ_SPAN] = "seq_span",
+        [IVMON_STAT_RECORDS] = "records",
+        [IVMON_STAT_BYTES] = "bytes",
+        [IVMON_STAT_DELIVERED] = "delivered",
+        [IVMON_STAT_LOST] = "lost",
+        [IVMON_STAT_MALFORMED] = "malformed",
+        [IVMON_STAT_MISSED] = "missed",
+        [IVMON_STAT_WAKEUPS] = "wakeups",
+        [IVMON_STAT_SOURCE_OVERFLOWS] = "source_overflows",
+        [IVMON_STAT_RESTARTS] = "restarts",
+        [IVMON_STAT_FIRST_SEQ] = "first_seq",
+        [IVMON_STAT_LAST_SEQ] = "last_seq",
+        [IVMON_STAT_SEQ_SPAN] = "seq_span",
         [IVMON_STAT_REATTACHES] = "reattaches",
+        [IVMON_STAT_FRAGMENTS] = "fragments",
+        [IVMON_STAT_FRAG_REJECTED] = "frag_rejected",
+        [IVMON_STAT_FRAG_UNMATCHED] = "frag_unmatched",
+        [IVMON_STAT_FRAG_DUPLICATES] = "frag_duplicates",
+        [IVMON_STAT_FRAG_DAMAGED] = "frag_damaged",
+        [IVMON_STAT_FRAG_EXPIRED] = "frag_expired",
+        [IVMON_STAT_OVERRUNS] = "overruns",
     };
     return stat <= IVMON_STAT_MAX ? names[stat] : NULL;
 }

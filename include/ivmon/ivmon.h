@@ -198,7 +198,19 @@ IVMON_EXPORT void ivmon_event_free(ivmon_event *ev);
 #define IVMON_STAT_LAST_SEQ         10u /* last sequence number seen from the current instance */
 #define IVMON_STAT_SEQ_SPAN         11u /* sequence numbers covered, summed over producer instances */
 #define IVMON_STAT_REATTACHES       12u /* re-attached to a restarted target (libvirt: domain) */
-#define IVMON_STAT_MAX              12u
+/* Register transports (kvm:, xen+vcpu:), fragments as in docs/PROTOCOL.md. A record destroyed
+ * in transit never reaches the counters above: its sequence number counts as missed once a later
+ * record arrives, so the identity holds, and these say what happened. Given up ("damaged"): a
+ * fragment went missing, a new record began before the end, or the record CRC or padding was
+ * wrong. */
+#define IVMON_STAT_FRAGMENTS       13u /* traps handed to the library */
+#define IVMON_STAT_FRAG_REJECTED   14u /* refused alone: no magic, bad check, field out of range */
+#define IVMON_STAT_FRAG_UNMATCHED  15u /* continuations of no record begun, or of another one */
+#define IVMON_STAT_FRAG_DUPLICATES 16u /* fragments already received */
+#define IVMON_STAT_FRAG_DAMAGED    17u /* records given up as damaged (see above) */
+#define IVMON_STAT_FRAG_EXPIRED    18u /* records given up as stalled (time or fragment count) */
+#define IVMON_STAT_OVERRUNS        19u /* complete records dropped: the consumer fell behind */
+#define IVMON_STAT_MAX             19u
 
 /* Stores counter `stat` in *ret and returns 0, or returns -EINVAL for an unknown counter. */
 IVMON_EXPORT int ivmon_get_stat(const ivmon *m, unsigned stat, uint64_t *ret);

@@ -205,10 +205,11 @@ static void test_strerror(void **state)
 
 static void test_stat_names(void **state)
 {
-    static const char *const names[] = {"records",   "bytes",     "delivered", "lost",
-                                        "malformed", "missed",    "wakeups",   "source_overflows",
-                                        "restarts",  "first_seq", "last_seq",  "seq_span",
-                                        "reattaches"};
+    static const char *const names[] = {
+        "records",        "bytes",           "delivered",        "lost",         "malformed",
+        "missed",         "wakeups",         "source_overflows", "restarts",     "first_seq",
+        "last_seq",       "seq_span",        "reattaches",       "fragments",    "frag_rejected",
+        "frag_unmatched", "frag_duplicates", "frag_damaged",     "frag_expired", "overruns"};
     assert_int_equal(sizeof names / sizeof names[0], IVMON_STAT_MAX + 1);
     for (unsigned i = 0; i <= IVMON_STAT_MAX; i++) {
         assert_non_null(ivmon_stat_name(i));
