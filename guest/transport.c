@@ -28,6 +28,7 @@ static const struct ivmon_guest_backend *const backends[] = {
     &ivmon_guest_backend_shm,
     &ivmon_guest_backend_ivshmem,
     &ivmon_guest_backend_xen_shm,
+    &ivmon_guest_backend_xen_vcpu,
 };
 
 struct ivmon_guest_transport {

@@ -44,5 +44,6 @@ struct ivmon_guest_backend {
 extern const struct ivmon_guest_backend ivmon_guest_backend_shm;
 extern const struct ivmon_guest_backend ivmon_guest_backend_ivshmem;
 extern const struct ivmon_guest_backend ivmon_guest_backend_xen_shm;
+extern const struct ivmon_guest_backend ivmon_guest_backend_xen_vcpu;
 
 #endif /* IVMON_GUEST_TRANSPORT_BACKEND_H */

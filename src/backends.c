@@ -15,7 +15,8 @@ extern const struct ivmon_backend_ops ivmon__backend_ivshmem_doorbell; /* ivshme
 extern const struct ivmon_backend_ops ivmon__backend_libvirt;
 #endif
 #ifdef IVMON_HAVE_BACKEND_XEN
-extern const struct ivmon_backend_ops ivmon__backend_xen_shm; /* backends/xen/xen_shm.c */
+extern const struct ivmon_backend_ops ivmon__backend_xen_shm;  /* backends/xen/xen_shm.c */
+extern const struct ivmon_backend_ops ivmon__backend_xen_vcpu; /* backends/xen/xen_vcpu.c */
 #endif
 
 static const struct ivmon_backend_ops *const backends[] = {
@@ -27,7 +28,7 @@ static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_libvirt,
 #endif
 #ifdef IVMON_HAVE_BACKEND_XEN
-    &ivmon__backend_xen_shm,
+    &ivmon__backend_xen_shm, &ivmon__backend_xen_vcpu,
 #endif
 };
 

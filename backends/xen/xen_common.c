@@ -3,6 +3,7 @@
 #include "xen/xen_common.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,4 +127,36 @@ int ivmon__xen_lock(ivmon *m, const char *scheme, const char *kind, uint32_t dom
         return ivmon__error(m, -e, "%s: lock: %s", scheme, strerror(e));
     }
     return fd;
+}
+
+int ivmon__xen_connect(ivmon *m, const char *scheme, const char *target, xc_interface **xch,
+                       struct xs_handle **xs, uint32_t *ret_domid)
+{
+    *xch = ivmon__xen_sys->xc_open();
+    *xs = ivmon__xen_sys->xs_open();
+    if (!*xch || !*xs)
+        return ivmon__error(m, -ENODEV,
+                            "%s: cannot reach %s (run in dom0, with xenstored running and /dev/xen "
+                            "mounted): %s",
+                            scheme, *xch ? "XenStore" : "the hypervisor (privcmd)",
+                            strerror(errno));
+    return ivmon__xen_find_domain(m, scheme, *xs, *xch, target, ret_domid);
+}
+
+unsigned ivmon__xen_take_events(xenevtchn_handle *xce, int fd, int port)
+{
+    unsigned n = 0;
+    /* xenevtchn_pending reads the device, which blocks when nothing is pending: ask first. */
+    for (int i = 0; i < 64; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+            break;
+        xenevtchn_port_or_error_t got = ivmon__xen_sys->evtchn_pending(xce);
+        if (got < 0)
+            break;
+        ivmon__xen_sys->evtchn_unmask(xce, (evtchn_port_t)got);
+        if (port < 0 || got == port)
+            n++;
+    }
+    return n;
 }

@@ -27,6 +27,17 @@ int ivmon__xen_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *ret)
 int ivmon__xen_find_domain(ivmon *m, const char *scheme, struct xs_handle *xs, xc_interface *xch,
                            const char *target, uint32_t *ret_domid);
 
+/* Opens libxenctrl and libxenstore into *xch and *xs (left for the caller to close, also on
+ * failure) and finds the domain named by target (ivmon__xen_find_domain). Returns 0 or a
+ * negative errno with a message on m: -ENODEV when the hypervisor or XenStore cannot be reached
+ * (not dom0, xenstored not running). */
+int ivmon__xen_connect(ivmon *m, const char *scheme, const char *target, xc_interface **xch,
+                       struct xs_handle **xs, uint32_t *ret_domid);
+
+/* Takes what is pending on an event channel handle without blocking (at most a batch), unmasks
+ * each port, and returns how many notifications came for `port` (-1: any port). */
+unsigned ivmon__xen_take_events(xenevtchn_handle *xce, int fd, int port);
+
 /* Reads path into buf (cap bytes, NUL-terminated on success). Returns the value's length, or
  * -ENOENT if the key is missing, or -EPROTO if the value is longer than cap - 1 or holds a NUL. */
 int ivmon__xen_read(struct xs_handle *xs, xs_transaction_t t, const char *path, char *buf,

@@ -33,7 +33,6 @@
  * URI options: none besides the core's (budget=).
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,14 +363,7 @@ static int xshm_open(ivmon *m, void *priv, ivmon_uri *u)
     int r;
 
     b->lock_fd = b->epoll_fd = b->xs_fd = b->evtchn_fd = b->lport = -1;
-    b->xch = x->xc_open();
-    b->xs = x->xs_open();
-    if (!b->xch || !b->xs)
-        return ivmon__error(m, -ENODEV,
-                            XSHM_SCHEME ": cannot reach %s (run in dom0, with xenstored running "
-                                        "and /dev/xen mounted): %s",
-                            b->xch ? "XenStore" : "the hypervisor (privcmd)", strerror(errno));
-    r = ivmon__xen_find_domain(m, XSHM_SCHEME, b->xs, b->xch, u->target, &b->domid);
+    r = ivmon__xen_connect(m, XSHM_SCHEME, u->target, &b->xch, &b->xs, &b->domid);
     if (r < 0)
         return r;
     b->self = own_domid(b->xs);
@@ -459,25 +451,15 @@ static int xshm_get_timeout(const void *priv)
     return b->first_pass || b->rescan || b->domcheck ? 0 : XSHM_PERIODIC_MS;
 }
 
-static int fd_readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
-}
-
 /* Event-channel notifications and XenStore watch events, without blocking. */
 static void take_wakeups(ivmon *m, struct xen_shm *b)
 {
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
-    /* xenevtchn_pending reads the device, which blocks when nothing is pending: ask first. */
-    for (int i = 0; i < XSHM_WATCH_BATCH && fd_readable(b->evtchn_fd); i++) {
-        xenevtchn_port_or_error_t p = x->evtchn_pending(b->xce);
-        if (p < 0)
-            break;
-        x->evtchn_unmask(b->xce, (evtchn_port_t)p);
-        if (p == b->lport)
-            ivmon__stat_add(m, IVMON_STAT_WAKEUPS, 1);
-    }
+    if (b->lport >= 0)
+        ivmon__stat_add(m, IVMON_STAT_WAKEUPS,
+                        ivmon__xen_take_events(b->xce, b->evtchn_fd, b->lport));
+    else
+        ivmon__xen_take_events(b->xce, b->evtchn_fd, -1);
     for (int i = 0; i < XSHM_WATCH_BATCH; i++) {
         char **w = x->xs_check_watch(b->xs);
         if (!w)

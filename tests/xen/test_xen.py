@@ -179,7 +179,7 @@ def main():
     t = vmlib.Test("xen", a.workdir)
     here = os.path.dirname(os.path.abspath(__file__))
     x = xenlib.XenRun(t, a.agent, a.watch, os.path.join(here, "dom0-run.sh"))
-    x.boot("xt.vcpu=%d xt.steady=12" % a.vcpu, timeout=900)
+    x.boot("xt.vcpu=%d xt.steady=24" % a.vcpu, timeout=900)
     if x.errors():
         t.fail("dom0 reported: %s" % "; ".join(x.errors()))
     w1_second = check_shm_events(t, x)
