@@ -19,9 +19,12 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "ivmon/fragment.h"
 #include "ivmon/xen.h"
 #include "unit_records.h"
 #include "xen/xen_sys.h"
+
+#include <xen/vm_event.h>
 
 #define PAGES     17 /* header + 16 data pages: the smallest ring */
 #define MAX_KEYS  64
@@ -228,7 +231,34 @@ static int f_evtchn_unmask(xenevtchn_handle *x, evtchn_port_t port)
     return 0;
 }
 
+static void *vm_page;
+static void *f_monitor_enable(xc_interface *x, uint32_t domid, uint32_t *port)
+{
+    *port = 9;
+    return vm_page;
+}
+static int f_monitor_off(xc_interface *x, uint32_t domid)
+{
+    return 0;
+}
+static int f_monitor_gr(xc_interface *x, uint32_t domid, bool on, bool sync, bool user)
+{
+    return 0;
+}
+static void f_unmap_page(void *page)
+{
+}
+static int f_notify(xenevtchn_handle *x, evtchn_port_t port)
+{
+    return 0;
+}
+
 static const struct ivmon_xen_sys fake = {
+    .monitor_enable = f_monitor_enable,
+    .monitor_disable = f_monitor_off,
+    .monitor_guest_request = f_monitor_gr,
+    .unmap_page = f_unmap_page,
+    .evtchn_notify = f_notify,
     .xc_open = f_xc_open,
     .xc_close = f_xc_close,
     .domain_info = f_domain_info,
@@ -612,6 +642,72 @@ static void test_open_errors(void **state)
     ivmon_close(m);
 }
 
+/* Xen's side of the vm_event ring: n guest requests carrying one record's fragments (K = 2),
+ * of the given interface version. Returns how many requests it queued. */
+static unsigned xen_put_requests(unsigned records, uint32_t version)
+{
+    vm_event_sring_t *sring = vm_page;
+    vm_event_front_ring_t front;
+    static struct rec_buf rb;
+    FRONT_RING_ATTACH(&front, sring, sring->req_prod, 4096);
+    unsigned n = 0;
+    for (unsigned r = 0; r < records; r++) {
+        struct ivmon_frag_writer w;
+        uint64_t hdr, pl[2];
+        size_t len = r == 0 ? rec_hello(&rb, 1) : rec_file(&rb, r + 1, IVMON_OP_OPEN, "/x", NULL);
+        ivmon_frag_writer_init(&w, rb.bytes, (uint32_t)len, 2);
+        while (ivmon_frag_writer_next(&w, &hdr, pl)) {
+            vm_event_request_t req = {0};
+            req.version = version;
+            req.reason = VM_EVENT_REASON_GUEST_REQUEST;
+            req.data.regs.x86.rdx = hdr;
+            req.data.regs.x86.r10 = pl[0];
+            req.data.regs.x86.r8 = pl[1];
+            memcpy(RING_GET_REQUEST(&front, front.req_prod_pvt), &req, sizeof req);
+            front.req_prod_pvt++;
+            n++;
+        }
+    }
+    RING_PUSH_REQUESTS(&front);
+    return n;
+}
+
+static void test_vcpu_ring_full_and_version(void **state)
+{
+    unsigned n = 0;
+    uint64_t v;
+    add_dom(0, 12, "g");
+    assert_int_equal(posix_memalign(&vm_page, 4096, 4096), 0);
+    memset(vm_page, 0, 4096);
+    ivmon *m = NULL;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=1", 0), 0);
+    ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
+    /* a full ring: RING_SIZE requests waiting, a budget of one record per call */
+    vm_event_back_ring_t probe;
+    BACK_RING_INIT(&probe, (vm_event_sring_t *)vm_page, 4096);
+    unsigned want = RING_SIZE(&probe), queued = 0, recs = 0;
+    while (queued < want - 8) {
+        queued += xen_put_requests(1, VM_EVENT_INTERFACE_VERSION);
+        recs++;
+    }
+    int calls = 0, r;
+    while ((r = ivmon_process(m, 0)) > 0)
+        calls++;
+    assert_int_equal(r, 0);
+    assert_int_equal(n, recs);       /* every record, over several bounded calls */
+    assert_true(calls >= (int)recs); /* one record per call: the budget held */
+    vm_event_sring_t *sring = vm_page;
+    assert_int_equal(sring->rsp_prod, queued); /* every request answered */
+    /* an unknown vm_event version: the session fails, clearly */
+    xen_put_requests(1, VM_EVENT_INTERFACE_VERSION + 1);
+    assert_int_equal(ivmon_process(m, 0), -EPROTO);
+    assert_non_null(strstr(ivmon_get_error(m), "vm_event interface version"));
+    assert_int_equal(ivmon_get_stat(m, IVMON_STAT_FRAGMENTS, &v), 0);
+    assert_true(v >= queued);
+    ivmon_close(m);
+    free(vm_page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_restart_remaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domain_gone_drains_then_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpu_ring_full_and_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
