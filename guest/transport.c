@@ -102,9 +102,14 @@ static void deliver_pending(struct ivmon_guest_transport *t)
     if (r == 0) {
         t->doorbell_pending = 0;
         t->st.doorbells++;
-    } else if (r != -EAGAIN) {
-        t->doorbell_pending = 0; /* -ENOTCONN or broken: nobody to wake */
+    } else if (r == -ENOTCONN) {
+        t->doorbell_pending = 0; /* nobody to wake */
         t->st.doorbell_misses++;
+    } else if (r != -EAGAIN) {
+        /* Failed: it stays pending (the records are still in the ring), and the failure is
+         * counted for the caller to report. */
+        t->st.doorbell_errors++;
+        t->st.last_doorbell_error = r;
     }
 }
 

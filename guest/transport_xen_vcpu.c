@@ -18,7 +18,10 @@
  * consumer is this backend: cons_waiting is kept at 1, so every publish asks for the doorbell,
  * and the doorbell drains the private ring into hypercalls. With sync=0 on the host (the default)
  * a hypercall returns at once; when Xen's vm_event ring is full, the vCPU waits in Xen for a
- * slot, so nothing is dropped in transit.
+ * slot, so nothing is dropped in transit. A hypercall that fails (privcmd refusing, say) keeps
+ * its record and fragment for the next doorbell, and the failure goes back to transport.c,
+ * which retries and counts it; the agent reports it on its console. What Xen cannot tell us:
+ * with no monitor serving the domain, the hypercall succeeds and the request goes nowhere.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,6 +56,12 @@ struct xen_vcpu_state {
     int fd;
     void *region;
     struct ivmon_ring ring; /* our own consumer view of the private ring */
+    /* The record being sent, taken off the private ring: a hypercall that fails leaves it here
+     * with the fragment that did not go out, and the next doorbell resumes there. */
+    int sending;
+    struct ivmon_frag_writer w;
+    uint64_t hdr, payload[FRAG_WORDS]; /* the next fragment to send */
+    int have_frag;
     uint8_t rec[IVMON_REC_MAX] __attribute__((aligned(8)));
 };
 
@@ -126,34 +135,45 @@ static int xen_vcpu_open(void *priv, const struct ivmon_guest_uri *u, int lossle
     return 0;
 }
 
-/* Sends one record as fragments. Returns 0 or a negative errno from the hypercall. */
-static int send_record(struct xen_vcpu_state *s, uint32_t len)
+/* Sends what is left of the record in s->rec, one hypercall per fragment. Returns 0 once it
+ * is all out, or the hypercall's negative errno with the failed fragment kept for the retry. */
+static int send_record(struct xen_vcpu_state *s)
 {
-    struct ivmon_frag_writer w;
-    uint64_t payload[FRAG_WORDS], hdr;
-    ivmon_frag_writer_init(&w, s->rec, len, FRAG_WORDS);
-    while (ivmon_frag_writer_next(&w, &hdr, payload)) {
-        if (hypercall(s->fd, HYPERVISOR_hvm_op, HVMOP_guest_request, 0, hdr, payload[0],
-                      payload[1]) < 0)
-            return -errno;
+    for (;;) {
+        if (!s->have_frag && !ivmon_frag_writer_next(&s->w, &s->hdr, s->payload)) {
+            s->sending = 0;
+            return 0;
+        }
+        s->have_frag = 1;
+        if (hypercall(s->fd, HYPERVISOR_hvm_op, HVMOP_guest_request, 0, s->hdr, s->payload[0],
+                      s->payload[1]) < 0)
+            return errno ? -errno : -EIO;
+        s->have_frag = 0;
     }
-    return 0;
 }
 
 static int xen_vcpu_doorbell(void *priv, const struct ivmon_ring_hdr *hdr)
 {
     struct xen_vcpu_state *s = priv;
     const char *why = NULL;
-    int r = 0, len;
+    int r = 0;
     (void)hdr;
-    while ((len = ivmon_ring_read(&s->ring, s->rec, sizeof s->rec, &why)) > 0) {
-        r = send_record(s, (uint32_t)len);
-        if (r < 0)
-            break; /* the rest goes with the next doorbell */
+    while (r == 0) {
+        if (!s->sending) {
+            int len = ivmon_ring_read(&s->ring, s->rec, sizeof s->rec, &why);
+            if (len <= 0)
+                break; /* empty; a record we wrote ourselves cannot be invalid */
+            ivmon_frag_writer_init(&s->w, s->rec, (uint32_t)len, FRAG_WORDS);
+            s->sending = 1;
+        }
+        r = send_record(s);
     }
+    /* The record in progress was copied out: its ring space can go to the producer. */
     ivmon_ring_consumer_commit(&s->ring);
     atomic_store_explicit((_Atomic uint32_t *)&s->ring.hdr->cons_waiting, 1, memory_order_relaxed);
-    return r < 0 ? -EAGAIN : 0;
+    /* A failed hypercall is reported as it is (transport.c keeps the doorbell pending and
+     * counts it; the agent says so on its console); the rest goes with the retry. */
+    return r;
 }
 
 static void xen_vcpu_close(void *priv)
