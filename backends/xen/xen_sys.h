@@ -31,6 +31,8 @@ struct ivmon_xen_sys {
     int (*xc_close)(xc_interface *xch);
     /* One domain's info: 0, or -ENODEV if there is no such domain, or a negative errno. */
     int (*domain_info)(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret);
+    int (*domain_pause)(xc_interface *xch, uint32_t domid);
+    int (*domain_unpause)(xc_interface *xch, uint32_t domid);
     void *(*monitor_enable)(xc_interface *xch, uint32_t domid, uint32_t *port);
     int (*monitor_disable)(xc_interface *xch, uint32_t domid);
     int (*monitor_guest_request)(xc_interface *xch, uint32_t domid, bool enable, bool sync,
@@ -44,6 +46,9 @@ struct ivmon_xen_sys {
     void *(*xs_read)(struct xs_handle *xs, xs_transaction_t t, const char *path, unsigned int *len);
     char **(*xs_directory)(struct xs_handle *xs, xs_transaction_t t, const char *path,
                            unsigned int *num);
+    bool (*xs_write)(struct xs_handle *xs, xs_transaction_t t, const char *path, const void *data,
+                     unsigned int len);
+    bool (*xs_rm)(struct xs_handle *xs, xs_transaction_t t, const char *path);
     bool (*xs_watch)(struct xs_handle *xs, const char *path, const char *token);
     bool (*xs_unwatch)(struct xs_handle *xs, const char *path, const char *token);
     int (*xs_fileno)(struct xs_handle *xs);

@@ -23,11 +23,26 @@
  *            slot free only once it is answered, sync or not), notify Xen once per batch.
  *   close    guest requests off, monitor off, ring unmapped.
  *
+ * A monitor that dies without closing (SIGKILL, a crash) leaves the vm_event ring enabled with
+ * nobody answering it: once it is full, Xen pauses the guest's vCPUs, and xc_monitor_enable
+ * answers EBUSY to everyone after. So while a session serves the ring it keeps a mark in
+ * XenStore, /local/domain/<id>/ivmon-vcpu-monitor (its pid; dom0's to write, the guest can only
+ * read it), and an open that meets EBUSY and that mark, holding the one-consumer lock (so the
+ * marker is gone), takes the ring over: with the domain paused, it disables the stale ring
+ * (which unpauses the vCPUs) and enables a new one, so that no guest request falls in between.
+ * The fragments that were in the stale ring are lost; the record they belonged to never
+ * completes (frag_unmatched counts its other fragments). Without the mark the ring belongs to
+ * another program (xen-access, a VMI tool), and the open fails with -EBUSY.
+ *
  * A full ring is Xen's business: the guest's vCPU waits in the hypervisor for a free slot, so no
  * fragment is lost; each process call takes at most the budget's worth of requests, so a
  * flooding guest cannot hold up a caller's other sessions. The register snapshot is hostile
  * input like any other: only the reassembler interprets it, and it counts everything it refuses.
  * The domain going away (seen at the periodic check) ends the session with -ENODEV.
+ *
+ * While no session serves the domain (none started yet, or the last one closed), Xen returns
+ * from the guest's hypercall without a trace, and the agent cannot tell: what it sends then is
+ * lost without being counted on either side. docs/XEN.md says so.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,6 +60,7 @@
 #define XVCPU_WORDS           2   /* r10, r8 */
 #define XVCPU_PERIODIC_MS     500 /* how often to look whether the domain is still there */
 #define XVCPU_REQS_PER_RECORD 8   /* requests taken per call: budget records' worth, bounded */
+#define XVCPU_MARK            "ivmon-vcpu-monitor" /* under the guest's home: a serving pid */
 
 struct xen_vcpu {
     uint32_t domid;
@@ -56,6 +72,12 @@ struct xen_vcpu {
     void *page; /* the vm_event ring page */
     vm_event_back_ring_t back;
     int monitoring, requests_on;
+    int paused; /* taking a stale ring over: the domain is paused until requests are on */
+    int marked; /* our mark is in XenStore */
+    char mark[64];
+    /* Said through the log at the first process call: at open there is no log sink yet. */
+    char stale_pid[32]; /* the pid in the mark of the monitor whose ring we took over */
+    int mark_errno;     /* why our mark could not be written */
     struct ivmon_frag *frag;
     uint64_t next_check_ns;
 };
@@ -65,6 +87,35 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xc_monitor_enable said EBUSY. If the ring is one an ivmon monitor left behind (its mark is
+ * there, and it is gone: we hold the lock it held), takes it over as described at the top, and
+ * leaves the domain paused (b->paused) until guest requests are on. Returns 1 taken over (b->page
+ * set), 0 the ring is not ours to take, or a negative errno with a message on m. */
+static int take_over(ivmon *m, struct xen_vcpu *b, uint32_t *port)
+{
+    const struct ivmon_xen_sys *x = ivmon__xen_sys;
+    char pid[32];
+    if (ivmon__xen_read(b->xs, XBT_NULL, b->mark, pid, sizeof pid) < 0)
+        return 0;
+    if (x->domain_pause(b->xch, b->domid) < 0)
+        return ivmon__error(m, -errno ? -errno : -EIO, XVCPU_SCHEME ": cannot pause domain %u: %s",
+                            (unsigned)b->domid, strerror(errno));
+    b->paused = 1;
+    if (x->monitor_disable(b->xch, b->domid) < 0)
+        return ivmon__error(m, -errno ? -errno : -EIO,
+                            XVCPU_SCHEME ": domain %u: cannot disable the vm_event ring monitor "
+                                         "pid %s left behind: %s",
+                            (unsigned)b->domid, pid, strerror(errno));
+    b->page = x->monitor_enable(b->xch, b->domid, port);
+    if (!b->page)
+        return ivmon__error(m, -errno ? -errno : -EIO,
+                            XVCPU_SCHEME ": xc_monitor_enable(%u) after disabling the stale ring: "
+                                         "%s",
+                            (unsigned)b->domid, strerror(errno));
+    snprintf(b->stale_pid, sizeof b->stale_pid, "%s", pid);
+    return 1;
 }
 
 static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
@@ -102,18 +153,28 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
     if (!b->xce)
         return ivmon__error(m, -ENODEV, XVCPU_SCHEME ": /dev/xen/evtchn: %s (modprobe xen-evtchn)",
                             strerror(errno));
+    snprintf(b->mark, sizeof b->mark, "/local/domain/%u/" XVCPU_MARK, (unsigned)b->domid);
     b->page = x->monitor_enable(b->xch, b->domid, &port);
     if (!b->page) {
         int e = errno;
-        if (e == EBUSY)
+        r = e == EBUSY ? take_over(m, b, &port) : 0;
+        if (r < 0)
+            return r;
+        if (r == 0 && e == EBUSY)
             return ivmon__error(m, -EBUSY,
                                 XVCPU_SCHEME ": domain %u already has a vm_event monitor (another "
                                              "program, e.g. xen-access or a VMI tool)",
                                 (unsigned)b->domid);
-        return ivmon__error(m, e ? -e : -EIO, XVCPU_SCHEME ": xc_monitor_enable(%u): %s",
-                            (unsigned)b->domid, strerror(e));
+        if (r == 0)
+            return ivmon__error(m, e ? -e : -EIO, XVCPU_SCHEME ": xc_monitor_enable(%u): %s",
+                                (unsigned)b->domid, strerror(e));
     }
     b->monitoring = 1;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    b->marked = x->xs_write(b->xs, XBT_NULL, b->mark, pid, (unsigned)strlen(pid));
+    if (!b->marked)
+        b->mark_errno = errno ? errno : EIO;
     xenevtchn_port_or_error_t lp = x->evtchn_bind(b->xce, b->domid, port);
     if (lp < 0)
         return ivmon__error(m, -errno ? -errno : -EIO,
@@ -129,6 +190,8 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
                             XVCPU_SCHEME ": xc_monitor_guest_request(%u): %s", (unsigned)b->domid,
                             strerror(errno));
     b->requests_on = 1;
+    if (b->paused && x->domain_unpause(b->xch, b->domid) == 0)
+        b->paused = 0;
     b->next_check_ns = now_ns() + XVCPU_PERIODIC_MS * 1000000ull;
     return 0;
 }
@@ -141,6 +204,10 @@ static void xvcpu_close(ivmon *m, void *priv)
         x->monitor_guest_request(b->xch, b->domid, false, b->sync != 0, true);
     if (b->monitoring)
         x->monitor_disable(b->xch, b->domid);
+    if (b->marked)
+        x->xs_rm(b->xs, XBT_NULL, b->mark);
+    if (b->paused)
+        x->domain_unpause(b->xch, b->domid);
     if (b->page)
         x->unmap_page(b->page);
     if (b->lport >= 0)
@@ -187,6 +254,20 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
     unsigned taken = 0, limit = budget * XVCPU_REQS_PER_RECORD;
 
     *ret_more = 0;
+    if (b->stale_pid[0]) {
+        ivmon__log(m, IVMON_LOG_WARNING,
+                   XVCPU_SCHEME ": domain %u: took over the vm_event ring that monitor pid %s "
+                                "left behind; the fragments in it are lost",
+                   (unsigned)b->domid, b->stale_pid);
+        b->stale_pid[0] = '\0';
+    }
+    if (b->mark_errno) {
+        ivmon__log(m, IVMON_LOG_WARNING,
+                   XVCPU_SCHEME ": domain %u: cannot write %s (%s): should this monitor die, the "
+                                "next one cannot take its ring over",
+                   (unsigned)b->domid, b->mark, strerror(b->mark_errno));
+        b->mark_errno = 0;
+    }
     ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->xce, b->evtchn_fd, -1));
     uint64_t now = now_ns();
     if (now >= b->next_check_ns) {
@@ -222,8 +303,11 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
             answered++;
             break;
         }
-        if (req.reason == VM_EVENT_REASON_GUEST_REQUEST &&
-            req.vcpu_id < ivmon__frag_vcpus(b->frag)) {
+        if (req.vcpu_id < ivmon__frag_vcpus(b->frag) &&
+            req.reason != VM_EVENT_REASON_GUEST_REQUEST) {
+            /* Nothing else was asked for; counted, so that nothing passes unseen. */
+            ivmon__frag_feed_invalid(b->frag, req.vcpu_id, now);
+        } else if (req.vcpu_id < ivmon__frag_vcpus(b->frag)) {
             const struct vm_event_regs_x86 *regs = &req.data.regs.x86;
             const uint64_t payload[XVCPU_WORDS] = {regs->r10, regs->r8};
             int d = ivmon__frag_feed_ingest(m, b->frag, req.vcpu_id, regs->rdx, payload, now);

@@ -36,7 +36,7 @@
 struct fake_dom {
     uint32_t domid;
     const char *name;
-    int exists, dying;
+    int exists, dying, pv;
     void *region;      /* the guest's granted pages, as the mapper hands them out */
     void *regions[32]; /* every agent start grants new pages; the old stay until teardown */
     unsigned nregions;
@@ -49,6 +49,8 @@ static struct {
     unsigned nwatch;
     int map_fails, bind_fails;
     unsigned maps, unmaps, binds;
+    int monitor_on;                      /* a vm_event ring is enabled (one domain at a time) */
+    unsigned disables, pauses, unpauses; /* monitor_disable, domain_pause, domain_unpause */
     int evfd, pipefd[2];
     char handle; /* what the opaque handles point to */
 } F;
@@ -78,6 +80,16 @@ static void kv_set(const char *path, const char *value)
     F.values[free_slot] = strdup(value);
 }
 
+static void kv_rm(const char *path)
+{
+    for (int i = 0; i < MAX_KEYS; i++)
+        if (F.keys[i] && !strcmp(F.keys[i], path)) {
+            free(F.keys[i]);
+            free(F.values[i]);
+            F.keys[i] = F.values[i] = NULL;
+        }
+}
+
 static void kv_clear(void)
 {
     for (int i = 0; i < MAX_KEYS; i++) {
@@ -103,7 +115,17 @@ static int f_domain_info(xc_interface *x, uint32_t domid, xc_dominfo_t *ret)
     memset(ret, 0, sizeof *ret);
     ret->domid = domid;
     ret->dying = d->dying ? 1 : 0;
-    ret->hvm = 1;
+    ret->hvm = !d->pv;
+    return 0;
+}
+static int f_domain_pause(xc_interface *x, uint32_t domid)
+{
+    F.pauses++;
+    return 0;
+}
+static int f_domain_unpause(xc_interface *x, uint32_t domid)
+{
+    F.unpauses++;
     return 0;
 }
 static struct xs_handle *f_xs_open(void)
@@ -139,6 +161,19 @@ static char **f_xs_directory(struct xs_handle *xs, xs_transaction_t t, const cha
         }
     *num = n;
     return v;
+}
+static bool f_xs_write(struct xs_handle *xs, xs_transaction_t t, const char *path, const void *data,
+                       unsigned int len)
+{
+    char *v = strndup(data, len);
+    kv_set(path, v);
+    free(v);
+    return true;
+}
+static bool f_xs_rm(struct xs_handle *xs, xs_transaction_t t, const char *path)
+{
+    kv_rm(path);
+    return true;
 }
 static bool f_xs_watch(struct xs_handle *xs, const char *path, const char *token)
 {
@@ -234,11 +269,18 @@ static int f_evtchn_unmask(xenevtchn_handle *x, evtchn_port_t port)
 static void *vm_page;
 static void *f_monitor_enable(xc_interface *x, uint32_t domid, uint32_t *port)
 {
+    if (F.monitor_on) {
+        errno = EBUSY; /* Xen: one vm_event monitor per domain */
+        return NULL;
+    }
+    F.monitor_on = 1;
     *port = 9;
     return vm_page;
 }
 static int f_monitor_off(xc_interface *x, uint32_t domid)
 {
+    F.monitor_on = 0;
+    F.disables++;
     return 0;
 }
 static int f_monitor_gr(xc_interface *x, uint32_t domid, bool on, bool sync, bool user)
@@ -262,10 +304,14 @@ static const struct ivmon_xen_sys fake = {
     .xc_open = f_xc_open,
     .xc_close = f_xc_close,
     .domain_info = f_domain_info,
+    .domain_pause = f_domain_pause,
+    .domain_unpause = f_domain_unpause,
     .xs_open = f_xs_open,
     .xs_close = f_xs_close,
     .xs_read = f_xs_read,
     .xs_directory = f_xs_directory,
+    .xs_write = f_xs_write,
+    .xs_rm = f_xs_rm,
     .xs_watch = f_xs_watch,
     .xs_unwatch = f_xs_watch,
     .xs_fileno = f_xs_fileno,
@@ -382,6 +428,7 @@ static struct fake_dom *add_dom(int slot, uint32_t domid, const char *name)
     d->name = name;
     d->exists = 1;
     d->dying = 0;
+    d->pv = 0;
     char path[64];
     snprintf(path, sizeof path, "/local/domain/%u/name", (unsigned)domid);
     kv_set(path, name);
@@ -708,6 +755,94 @@ static void test_vcpu_ring_full_and_version(void **state)
     free(vm_page);
 }
 
+static void test_vcpu_pv_refused(void **state)
+{
+    ivmon *m = NULL;
+    add_dom(0, 12, "pv")->pv = 1;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:pv", 0), -EOPNOTSUPP);
+    assert_non_null(strstr(ivmon_open_error(), "needs PVH or HVM"));
+    assert_null(m);
+    assert_int_equal(F.monitor_on, 0); /* refused before any ring was enabled */
+    /* xen+shm: serves PV guests */
+    assert_int_equal(ivmon_open(&m, "xen+shm:pv", 0), 0);
+    ivmon_close(m);
+}
+
+static void on_log(ivmon *m, int level, const char *msg, void *userdata)
+{
+    snprintf(userdata, 256, "%s", msg);
+}
+
+static char *mark_value(void)
+{
+    unsigned len = 0;
+    return f_xs_read(NULL, XBT_NULL, "/local/domain/12/ivmon-vcpu-monitor", &len);
+}
+
+static void test_vcpu_takeover(void **state)
+{
+    char want[32], logged[256] = "";
+    unsigned n = 0;
+    uint64_t v;
+    add_dom(0, 12, "g");
+    assert_int_equal(posix_memalign(&vm_page, 4096, 4096), 0);
+    memset(vm_page, 0, 4096);
+
+    /* a serving session marks the domain with its pid, and takes the mark away when it closes */
+    ivmon *m = NULL;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), 0);
+    char *mark = mark_value();
+    snprintf(want, sizeof want, "%ld", (long)getpid());
+    assert_non_null(mark);
+    assert_string_equal(mark, want);
+    free(mark);
+    ivmon_close(m);
+    assert_int_equal(F.monitor_on, 0);
+    assert_null(mark_value());
+
+    /* a ring someone else enabled (no mark) is not ours to take */
+    F.monitor_on = 1;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), -EBUSY);
+    assert_non_null(strstr(ivmon_open_error(), "already has a vm_event monitor"));
+    assert_int_equal(F.disables, 1); /* the close above only */
+    assert_int_equal(F.pauses, 0);
+
+    /* the ring of an ivmon monitor that died (its mark is left): taken over, the domain paused
+     * from before the old ring goes until guest requests are on again */
+    kv_set("/local/domain/12/ivmon-vcpu-monitor", "4242");
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=4", 0), 0);
+    assert_int_equal(F.disables, 2);
+    assert_int_equal(F.pauses, 1);
+    assert_int_equal(F.unpauses, 1);
+    mark = mark_value();
+    assert_string_equal(mark, want); /* ours now */
+    free(mark);
+    ivmon_set_log(m, on_log, logged);
+    ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
+
+    /* it serves; a request of another kind is counted, never taken for a fragment */
+    unsigned queued = xen_put_requests(1, VM_EVENT_INTERFACE_VERSION);
+    assert_true(queued < 8); /* the hello and one more request fit in the ring */
+    vm_event_sring_t *sring = vm_page;
+    vm_event_front_ring_t front;
+    FRONT_RING_ATTACH(&front, sring, sring->req_prod, 4096);
+    vm_event_request_t req = {0};
+    req.version = VM_EVENT_INTERFACE_VERSION;
+    req.reason = VM_EVENT_REASON_SINGLESTEP;
+    memcpy(RING_GET_REQUEST(&front, front.req_prod_pvt), &req, sizeof req);
+    front.req_prod_pvt++;
+    RING_PUSH_REQUESTS(&front);
+    assert_int_equal(pump(m), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(logged, "took over the vm_event ring that monitor pid 4242 left"));
+    assert_int_equal(sring->rsp_prod, queued + 1); /* every request answered */
+    assert_int_equal(ivmon_get_stat(m, IVMON_STAT_FRAG_REJECTED, &v), 0);
+    assert_int_equal(v, 1);
+    ivmon_close(m);
+    assert_null(mark_value());
+    free(vm_page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,6 +854,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_domain_gone_drains_then_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_ring_full_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpu_pv_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpu_takeover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
