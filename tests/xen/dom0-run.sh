@@ -7,29 +7,35 @@
 # Results go to /results, written as a tar archive onto /dev/vda (a raw disk the driver reads
 # back) at the end; progress goes to the console as "XT-WORD ..." lines.
 #
-# Guests (PVH, the real agent, guest/image/init with the xen workload):
-#   g-shm   agent on xen+shm:?pages=16 (a 64 KiB ring, so that it overflows while the monitor
-#           is down), workload xen: scripted, agent restart, steady writer; then held
-#   g-vcpu  agent on xen+vcpu: (xt.vcpu=1) running the scripted workload, or no agent at all;
-#           its XenStore directory is also where the hostile entries are written
-# Scenarios, in order:
+# Guests (the real agent, guest/image/init with the xen workload, both created at once):
+#   g-shm   PV, agent on xen+shm:?pages=16 (a 64 KiB ring, so that it overflows while the
+#           monitor is down); workload xen: the agent refusing xen+vcpu: (PV), scripted, agent
+#           restart, steady writer; then held
+#   g-vcpu  PVH, agent on xen+vcpu: (xt.vcpu=1), workload xen: scripted, agent restart, steady
+#           writer; then held. With xt.vcpu=0: no agent. Its XenStore directory is also where
+#           the hostile entries are written.
+# Scenarios:
 #   w1       ivmon-watch on xen+shm:g-shm started right after `xl create`, before the agent
-#   pv       xen+vcpu: on dom0 (a PV domain) must fail: "needs PVH or HVM"
-#   wv       ivmon-watch on xen+vcpu:g-vcpu (xt.vcpu=1)
-#   restart  once the steady writer runs: w1 killed (SIGKILL), 4 s later w2 on xen+shm:g-shm and
-#            xen+shm:g-vcpu; then bogus entries written into g-vcpu's directory while w2 runs:
-#            that session must fail, g-shm's go on (line counts recorded for the driver)
+#   wv1      ivmon-watch on xen+vcpu:g-vcpu, likewise
+#   pv       xen+vcpu: on g-shm (a PV guest) must fail: "needs PVH or HVM"
+#   restart  once g-shm's steady writer runs: w1 killed (SIGKILL), 4 s later w2 on xen+shm:g-shm
+#            and xen+shm:g-vcpu; then bogus entries written into g-vcpu's directory while w2
+#            runs: that session must fail, g-shm's go on (line counts recorded for the driver)
+#   vrestart once g-vcpu's steady writer runs: wv1 killed (SIGKILL; the vm_event ring it served
+#            stays, and fills), 3 s later wv2 on xen+vcpu:g-vcpu, which must take it over
 #   hostile  one more bogus entry set at a time, each met by a new ivmon-watch at open
-#   destroy  `xl destroy g-shm` while w2 watches: a clean end of that session
-# Kernel command line of dom0: xt.vcpu=0|1, xt.steady=SECONDS.
+#   destroy  `xl destroy g-shm` while w2 watches, `xl destroy g-vcpu` while wv2 watches: a clean
+#            end of each session
+# Kernel command line of dom0: xt.vcpu=0|1, xt.steady=SECONDS, xt.vsteady=SECONDS,RATE.
 export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin:/usr/bin:/usr/sbin
 R=/results
 W="ivmon-watch --json --stats --verbose"
-vcpu=0 steady=12
+vcpu=0 steady=12 vsteady=12,10
 for w in $(cat /proc/cmdline); do
     case $w in
     xt.vcpu=*) vcpu=${w#*=} ;;
     xt.steady=*) steady=${w#*=} ;;
+    xt.vsteady=*) vsteady=${w#*=} ;;
     esac
 done
 
@@ -50,19 +56,19 @@ wait_for() {
 
 console() { echo "/var/log/xen/console/guest-$1.log"; }
 
-mkguest() { # NAME URI WORKLOAD ARGS AGENT
-    cat >"/etc/xen/$1.cfg" <<EOF
-name = "$1"
-type = "pvh"
-kernel = "/guest/vmlinux"
-ramdisk = "/guest/initrd.gz"
-extra = "console=hvc0 quiet panic=-1 ivmon.uri=$2 ivmon.workload=$3 ivmon.args=$4 ivmon.agent=$5 ivmon.hold=forever ivmon.heartbeat=1 xen_privcmd.unrestricted=1"
-memory = 160
-vcpus = 1
-tsc_mode = "native"
-on_crash = "preserve"
-on_reboot = "destroy"
-EOF
+mkguest() { # NAME TYPE URI WORKLOAD ARGS AGENT
+    {
+        echo "name = \"$1\""
+        echo "type = \"$2\""
+        echo 'kernel = "/guest/vmlinux"'
+        echo 'ramdisk = "/guest/initrd.gz"'
+        echo "extra = \"console=hvc0 quiet panic=-1 ivmon.uri=$3 ivmon.workload=$4 ivmon.args=$5 ivmon.agent=$6 ivmon.hold=forever ivmon.heartbeat=1 xen_privcmd.unrestricted=1\""
+        echo 'memory = 160'
+        echo 'vcpus = 1'
+        [ "$2" = pv ] || echo 'tsc_mode = "native"'
+        echo 'on_crash = "preserve"'
+        echo 'on_reboot = "destroy"'
+    } >"/etc/xen/$1.cfg"
     xl create "/etc/xen/$1.cfg" >"$R/xl-create-$1.log" 2>&1 || {
         T ERROR "xl create $1 failed: $(tail -3 "$R/xl-create-$1.log")"
         return 1
@@ -70,11 +76,15 @@ EOF
     T CREATED "name=$1 domid=$(xl domid "$1")"
 }
 
-# Hostile entries: KEY=VALUE pairs written under g-vcpu's data/ivmon, after removing it.
+# Hostile entries: KEY=VALUE pairs written under g-vcpu's data/ivmon, after removing it. A write
+# that fails is a broken setup, not a result: it is reported as such.
 hostile_write() {
     _d=/local/domain/$(xl domid g-vcpu)/data/ivmon
     xenstore-rm "$_d" 2>/dev/null
-    for kv in "$@"; do xenstore-write -- "$_d/${kv%%=*}" "${kv#*=}"; done
+    for kv in "$@"; do
+        xenstore-write -- "$_d/${kv%%=*}" "${kv#*=}" ||
+            T ERROR "xenstore-write $_d/${kv%%=*} '${kv#*=}' failed (rc=$?)"
+    done
 }
 # A ring as the agent would publish it, but with grant refs that do not map.
 refs17="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17"
@@ -88,25 +98,42 @@ finish() {
     T DONE
 }
 
-mkguest g-shm "xen+shm:?pages=16" xen "$steady,50" 1 || { finish; exit 1; }
+mkguest g-shm pv "xen+shm:?pages=16" xen "$steady,50" 1 || { finish; exit 1; }
 $W xen+shm:g-shm >$R/w1.jsonl 2>$R/w1.err &
 w1=$!
 T W1-STARTED
-# One guest booting at a time: two PVH kernels starting together under TCG once ended in a triple
-# fault of one of them (which xl then restarts as a new domain).
-wait_for "$(console g-shm)" "IVMON-READY" 120 || { finish; exit 1; }
 if [ "$vcpu" = 1 ]; then
-    mkguest g-vcpu "xen+vcpu:" scripted "" 1 || { finish; exit 1; }
-    $W xen+vcpu:g-vcpu >$R/wv.jsonl 2>$R/wv.err &
-    wv=$!
+    mkguest g-vcpu pvh "xen+vcpu:" xen "$vsteady" 1 || { finish; exit 1; }
+    $W xen+vcpu:g-vcpu >$R/wv1.jsonl 2>$R/wv1.err &
+    wv1=$!
+    T WV1-STARTED
 else
-    mkguest g-vcpu "none:" none "" 0 || { finish; exit 1; }
+    mkguest g-vcpu pvh "none:" none "" 0 || { finish; exit 1; }
 fi
 
-# The vcpu monitor on a PV domain (dom0 itself) must refuse clearly.
-ivmon-watch --timeout 2 xen+vcpu:0 >/dev/null 2>$R/pv.err
+# The vcpu monitor on a PV domain must refuse clearly.
+ivmon-watch --timeout 2 xen+vcpu:g-shm >/dev/null 2>$R/pv.err
 echo $? >$R/pv.rc
 T PV-CHECKED "rc=$(cat $R/pv.rc)"
+
+# The vcpu monitor's restart runs beside the rest: it follows g-vcpu's own timeline.
+if [ "$vcpu" = 1 ]; then
+    (
+        wait_for "$(console g-vcpu)" "IVMON-STEADY-START" 240 || exit 1
+        sleep 2
+        kill -KILL "$wv1"
+        T WV1-KILLED "lines=$(wc -l <$R/wv1.jsonl)"
+        sleep 3
+        $W xen+vcpu:g-vcpu >$R/wv2.jsonl 2>$R/wv2.err &
+        wv2=$!
+        echo $wv2 >/run/wv2.pid
+        T WV2-STARTED
+        wait $wv2
+        echo $? >$R/wv2.rc
+        T WV2-EXITED "rc=$(cat $R/wv2.rc)"
+    ) &
+    vjob=$!
+fi
 
 wait_for "$(console g-shm)" "IVMON-STEADY-START" 240 || { finish; exit 1; }
 sleep 2
@@ -171,12 +198,21 @@ echo $? >$R/w2.rc
 T W2-EXITED "rc=$(cat $R/w2.rc)"
 
 if [ "$vcpu" = 1 ]; then
-    wait_for "$(console g-vcpu)" "IVMON-WORKLOAD-DONE" 120
+    wait_for "$(console g-vcpu)" "IVMON-STEADY-DONE" 240
     sleep 3
+    T WV2-BEFORE-DESTROY "lines=$(wc -l <$R/wv2.jsonl 2>/dev/null)"
     xl destroy g-vcpu
-    wait $wv
-    echo $? >$R/wv.rc
-    T WV-EXITED "rc=$(cat $R/wv.rc)"
+    T DESTROYED "name=g-vcpu"
+    n=0
+    while kill -0 "$vjob" 2>/dev/null && [ $n -lt 200 ]; do
+        n=$((n + 1))
+        sleep 0.1
+    done
+    if kill -0 "$vjob" 2>/dev/null; then
+        T ERROR "wv2 still running 20 s after the domain was destroyed"
+        kill -TERM "$(cat /run/wv2.pid)"
+    fi
+    wait "$vjob"
 else
     xl destroy g-vcpu
 fi

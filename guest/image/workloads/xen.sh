@@ -1,8 +1,15 @@
 #!/bin/sh
 # xen: the guest half of the Xen integration test (tests/xen/test_xen.py), one guest for every
-# step so that the whole label boots Xen once: the scripted workload (every event checked), an
-# agent restart (SIGKILL, new grant pages), then a steady writer during which dom0 kills its
-# monitor and starts another one. Arguments: STEADY_SECONDS (default 10), RATE (default 50).
+# step so that the whole label boots Xen once. In a PV guest first: the agent on xen+vcpu: must
+# refuse ("needs PVH or HVM"; IVMON-XEN-VCPU-ON-PV rc=N, the agent's message on the console).
+# Then the scripted workload (every event checked), an agent restart (SIGKILL, a new producer
+# instance), then a steady writer during which dom0 kills its monitor and starts another one.
+# Arguments: STEADY_SECONDS (default 10), RATE (default 50).
+. /lib/ivmon/ivmon.sh
+if [ "$(cat /sys/hypervisor/guest_type 2>/dev/null)" = PV ]; then
+    /bin/ivmon-agent --uri xen+vcpu: --watch /mnt/tmpfs 2>&1
+    ivmon_mark XEN-VCPU-ON-PV "rc=$?"
+fi
 /workloads/scripted.sh || exit 1
 /workloads/agent-restart.sh KILL || exit 1
 exec /workloads/steady.sh "${1:-10}" "${2:-50}"
