@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The Xen backends' error paths that a real Xen does not produce on demand, through a table of
- * fake Xen library calls (backends/xen/xen_sys.h): grant refs that do not map, an event channel
+/* The Xen backends' error paths that a real Xen does not produce on demand, through the fake
+ * Xen of fake_xen.c (backends/xen/xen_sys.h's table): grant refs that do not map, an event channel
  * that does not bind, a domain that goes away with records still in its ring, an agent restart
  * (new grant pages), absurd XenStore values that must never reach the grant mapper. The Xen
  * integration test (tests/xen, label xen) covers the same paths on a real hypervisor where it
@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "fake_xen.h"
 #include "internal.h"
 #include "ivmon/fragment.h"
 #include "ivmon/xen.h"
@@ -26,310 +27,7 @@
 
 #include <xen/vm_event.h>
 
-#define PAGES     17 /* header + 16 data pages: the smallest ring */
-#define MAX_KEYS  64
-#define MAX_DOMS  4
-#define LOCAL_EVT 7
-
-/* ---- a fake Xen ------------------------------------------------------------------------------ */
-
-struct fake_dom {
-    uint32_t domid;
-    const char *name;
-    int exists, dying, pv;
-    void *region;      /* the guest's granted pages, as the mapper hands them out */
-    void *regions[32]; /* every agent start grants new pages; the old stay until teardown */
-    unsigned nregions;
-};
-
-static struct {
-    char *keys[MAX_KEYS], *values[MAX_KEYS];
-    struct fake_dom doms[MAX_DOMS];
-    char *watches[16][2]; /* queued watch events: path, token */
-    unsigned nwatch;
-    int map_fails, bind_fails;
-    unsigned maps, unmaps, binds;
-    int monitor_on;                      /* a vm_event ring is enabled (one domain at a time) */
-    unsigned disables, pauses, unpauses; /* monitor_disable, domain_pause, domain_unpause */
-    int evfd, pipefd[2];
-    char handle; /* what the opaque handles point to */
-} F;
-
-static struct fake_dom *dom(uint32_t domid)
-{
-    for (int i = 0; i < MAX_DOMS; i++)
-        if (F.doms[i].exists && F.doms[i].domid == domid)
-            return &F.doms[i];
-    return NULL;
-}
-
-static void kv_set(const char *path, const char *value)
-{
-    int free_slot = -1;
-    for (int i = 0; i < MAX_KEYS; i++) {
-        if (F.keys[i] && !strcmp(F.keys[i], path)) {
-            free(F.values[i]);
-            F.values[i] = strdup(value);
-            return;
-        }
-        if (!F.keys[i] && free_slot < 0)
-            free_slot = i;
-    }
-    assert_true(free_slot >= 0);
-    F.keys[free_slot] = strdup(path);
-    F.values[free_slot] = strdup(value);
-}
-
-static void kv_rm(const char *path)
-{
-    for (int i = 0; i < MAX_KEYS; i++)
-        if (F.keys[i] && !strcmp(F.keys[i], path)) {
-            free(F.keys[i]);
-            free(F.values[i]);
-            F.keys[i] = F.values[i] = NULL;
-        }
-}
-
-static void kv_clear(void)
-{
-    for (int i = 0; i < MAX_KEYS; i++) {
-        free(F.keys[i]);
-        free(F.values[i]);
-        F.keys[i] = F.values[i] = NULL;
-    }
-}
-
-static xc_interface *f_xc_open(void)
-{
-    return (xc_interface *)&F.handle;
-}
-static int f_xc_close(xc_interface *x)
-{
-    return 0;
-}
-static int f_domain_info(xc_interface *x, uint32_t domid, xc_dominfo_t *ret)
-{
-    struct fake_dom *d = dom(domid);
-    if (!d)
-        return -ENODEV;
-    memset(ret, 0, sizeof *ret);
-    ret->domid = domid;
-    ret->dying = d->dying ? 1 : 0;
-    ret->hvm = !d->pv;
-    return 0;
-}
-static int f_domain_pause(xc_interface *x, uint32_t domid)
-{
-    F.pauses++;
-    return 0;
-}
-static int f_domain_unpause(xc_interface *x, uint32_t domid)
-{
-    F.unpauses++;
-    return 0;
-}
-static struct xs_handle *f_xs_open(void)
-{
-    return (struct xs_handle *)&F.handle;
-}
-static void f_xs_close(struct xs_handle *xs)
-{
-}
-static void *f_xs_read(struct xs_handle *xs, xs_transaction_t t, const char *path,
-                       unsigned int *len)
-{
-    for (int i = 0; i < MAX_KEYS; i++)
-        if (F.keys[i] && !strcmp(F.keys[i], path)) {
-            *len = (unsigned)strlen(F.values[i]);
-            return strdup(F.values[i]);
-        }
-    errno = ENOENT;
-    return NULL;
-}
-static char **f_xs_directory(struct xs_handle *xs, xs_transaction_t t, const char *path,
-                             unsigned int *num)
-{
-    /* one block: the pointer array, then the strings (freed with one free, like libxenstore) */
-    char **v = calloc(1, MAX_DOMS * (sizeof(char *) + 16));
-    char *s = (char *)(v + MAX_DOMS);
-    unsigned n = 0;
-    for (int i = 0; i < MAX_DOMS; i++)
-        if (F.doms[i].exists) {
-            snprintf(s, 16, "%u", (unsigned)F.doms[i].domid);
-            v[n++] = s;
-            s += 16;
-        }
-    *num = n;
-    return v;
-}
-static bool f_xs_write(struct xs_handle *xs, xs_transaction_t t, const char *path, const void *data,
-                       unsigned int len)
-{
-    char *v = strndup(data, len);
-    kv_set(path, v);
-    free(v);
-    return true;
-}
-static bool f_xs_rm(struct xs_handle *xs, xs_transaction_t t, const char *path)
-{
-    kv_rm(path);
-    return true;
-}
-static bool f_xs_watch(struct xs_handle *xs, const char *path, const char *token)
-{
-    return true;
-}
-static int f_xs_fileno(struct xs_handle *xs)
-{
-    return F.pipefd[0];
-}
-static char **f_xs_check_watch(struct xs_handle *xs)
-{
-    if (!F.nwatch) {
-        errno = EAGAIN;
-        return NULL;
-    }
-    F.nwatch--;
-    char **v = calloc(1, 2 * sizeof(char *) + 256);
-    char *s = (char *)(v + 2);
-    snprintf(s, 128, "%s", F.watches[F.nwatch][0]);
-    snprintf(s + 128, 128, "%s", F.watches[F.nwatch][1]);
-    v[XS_WATCH_PATH] = s;
-    v[XS_WATCH_TOKEN] = s + 128;
-    return v;
-}
-static xs_transaction_t f_tx_start(struct xs_handle *xs)
-{
-    return 1;
-}
-static bool f_tx_end(struct xs_handle *xs, xs_transaction_t t, bool abort)
-{
-    return true;
-}
-static xengnttab_handle *f_gnttab_open(void)
-{
-    return (xengnttab_handle *)&F.handle;
-}
-static int f_gnttab_close(xengnttab_handle *x)
-{
-    return 0;
-}
-static void *f_gnttab_map(xengnttab_handle *x, uint32_t count, uint32_t domid, uint32_t *refs,
-                          int prot)
-{
-    F.maps++;
-    struct fake_dom *d = dom(domid);
-    if (F.map_fails || !d || count != PAGES) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return d->region;
-}
-static int f_gnttab_unmap(xengnttab_handle *x, void *start, uint32_t count)
-{
-    F.unmaps++;
-    return 0;
-}
-static xenevtchn_handle *f_evtchn_open(void)
-{
-    return (xenevtchn_handle *)&F.handle;
-}
-static int f_evtchn_close(xenevtchn_handle *x)
-{
-    return 0;
-}
-static int f_evtchn_fd(xenevtchn_handle *x)
-{
-    return F.evfd;
-}
-static xenevtchn_port_or_error_t f_evtchn_bind(xenevtchn_handle *x, uint32_t domid,
-                                               evtchn_port_t port)
-{
-    F.binds++;
-    if (F.bind_fails) {
-        errno = EINVAL;
-        return -1;
-    }
-    return LOCAL_EVT;
-}
-static int f_evtchn_unbind(xenevtchn_handle *x, evtchn_port_t port)
-{
-    return 0;
-}
-static xenevtchn_port_or_error_t f_evtchn_pending(xenevtchn_handle *x)
-{
-    uint64_t v;
-    return read(F.evfd, &v, sizeof v) == (ssize_t)sizeof v ? LOCAL_EVT : -1;
-}
-static int f_evtchn_unmask(xenevtchn_handle *x, evtchn_port_t port)
-{
-    return 0;
-}
-
-static void *vm_page;
-static void *f_monitor_enable(xc_interface *x, uint32_t domid, uint32_t *port)
-{
-    if (F.monitor_on) {
-        errno = EBUSY; /* Xen: one vm_event monitor per domain */
-        return NULL;
-    }
-    F.monitor_on = 1;
-    *port = 9;
-    return vm_page;
-}
-static int f_monitor_off(xc_interface *x, uint32_t domid)
-{
-    F.monitor_on = 0;
-    F.disables++;
-    return 0;
-}
-static int f_monitor_gr(xc_interface *x, uint32_t domid, bool on, bool sync, bool user)
-{
-    return 0;
-}
-static void f_unmap_page(void *page)
-{
-}
-static int f_notify(xenevtchn_handle *x, evtchn_port_t port)
-{
-    return 0;
-}
-
-static const struct ivmon_xen_sys fake = {
-    .monitor_enable = f_monitor_enable,
-    .monitor_disable = f_monitor_off,
-    .monitor_guest_request = f_monitor_gr,
-    .unmap_page = f_unmap_page,
-    .evtchn_notify = f_notify,
-    .xc_open = f_xc_open,
-    .xc_close = f_xc_close,
-    .domain_info = f_domain_info,
-    .domain_pause = f_domain_pause,
-    .domain_unpause = f_domain_unpause,
-    .xs_open = f_xs_open,
-    .xs_close = f_xs_close,
-    .xs_read = f_xs_read,
-    .xs_directory = f_xs_directory,
-    .xs_write = f_xs_write,
-    .xs_rm = f_xs_rm,
-    .xs_watch = f_xs_watch,
-    .xs_unwatch = f_xs_watch,
-    .xs_fileno = f_xs_fileno,
-    .xs_check_watch = f_xs_check_watch,
-    .xs_transaction_start = f_tx_start,
-    .xs_transaction_end = f_tx_end,
-    .gnttab_open = f_gnttab_open,
-    .gnttab_close = f_gnttab_close,
-    .gnttab_map = f_gnttab_map,
-    .gnttab_unmap = f_gnttab_unmap,
-    .evtchn_open = f_evtchn_open,
-    .evtchn_close = f_evtchn_close,
-    .evtchn_fd = f_evtchn_fd,
-    .evtchn_bind = f_evtchn_bind,
-    .evtchn_unbind = f_evtchn_unbind,
-    .evtchn_pending = f_evtchn_pending,
-    .evtchn_unmask = f_evtchn_unmask,
-};
+#define PAGES 17 /* header + 16 data pages: the smallest ring */
 
 /* ---- a fake guest agent --------------------------------------------------------------------- */
 
@@ -341,11 +39,7 @@ struct guest {
 
 static void queue_watch(const char *path, const char *token)
 {
-    assert_true(F.nwatch < 16);
-    /* a stack: the newest first, as order does not matter to the backend */
-    F.watches[F.nwatch][0] = (char *)path;
-    F.watches[F.nwatch][1] = (char *)token;
-    F.nwatch++;
+    assert_int_equal(fake_xen_queue_watch(path, token), 0);
 }
 
 /* Formats a fresh ring in the guest's pages and publishes the keys as the agent does. */
@@ -355,12 +49,7 @@ static void guest_start(struct guest *g, uint32_t domid, uint64_t generation)
     const char *why = NULL;
     struct ivmon_ring ring;
 
-    struct fake_dom *d = g->d;
-    assert_true(d->nregions < 32);
-    assert_int_equal(posix_memalign(&d->region, IVMON_XEN_PAGE_SIZE, PAGES * IVMON_XEN_PAGE_SIZE),
-                     0);
-    d->regions[d->nregions++] = d->region;
-    memset(g->d->region, 0, PAGES * IVMON_XEN_PAGE_SIZE);
+    assert_non_null(fake_xen_new_region(g->d, PAGES));
     assert_int_equal(ivmon_ring_format(g->d->region, PAGES * IVMON_XEN_PAGE_SIZE, 0), 0);
     assert_int_equal(ivmon_ring_attach(&ring, g->d->region, PAGES * IVMON_XEN_PAGE_SIZE, &why), 0);
     ivmon_producer_init(&g->p, &ring, 0);
@@ -369,7 +58,7 @@ static void guest_start(struct guest *g, uint32_t domid, uint64_t generation)
     do {                                                                                           \
         snprintf(key, sizeof key, "%s/%s", dir, k);                                                \
         snprintf(v, sizeof v, __VA_ARGS__);                                                        \
-        kv_set(key, v);                                                                            \
+        fake_xen_set(key, v);                                                                      \
     } while (0)
     SET("layout", "1");
     SET("proto", "1.0");
@@ -386,7 +75,7 @@ static void guest_set(uint32_t domid, const char *key, const char *value)
 {
     char path[128];
     snprintf(path, sizeof path, "/local/domain/%u/" IVMON_XEN_XS_DIR "/%s", (unsigned)domid, key);
-    kv_set(path, value);
+    fake_xen_set(path, value);
 }
 
 static void guest_emit(struct guest *g, int hello, unsigned files)
@@ -421,41 +110,16 @@ static int pump(ivmon *m)
     return r;
 }
 
-static struct fake_dom *add_dom(int slot, uint32_t domid, const char *name)
-{
-    struct fake_dom *d = &F.doms[slot];
-    d->domid = domid;
-    d->name = name;
-    d->exists = 1;
-    d->dying = 0;
-    d->pv = 0;
-    char path[64];
-    snprintf(path, sizeof path, "/local/domain/%u/name", (unsigned)domid);
-    kv_set(path, name);
-    return d;
-}
-
 static int setup(void **state)
 {
-    memset(&F, 0, sizeof F);
-    F.evfd = eventfd(0, EFD_NONBLOCK);
-    assert_true(F.evfd >= 0);
-    assert_int_equal(pipe(F.pipefd), 0);
-    ivmon__xen_sys = &fake;
+    assert_int_equal(fake_xen_init(), 0);
     delivered = 0;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    ivmon__xen_sys = &ivmon__xen_sys_real;
-    kv_clear();
-    for (int i = 0; i < MAX_DOMS; i++)
-        for (unsigned j = 0; j < F.doms[i].nregions; j++)
-            free(F.doms[i].regions[j]);
-    close(F.evfd);
-    close(F.pipefd[0]);
-    close(F.pipefd[1]);
+    fake_xen_fini();
     return 0;
 }
 
@@ -463,7 +127,7 @@ static int teardown(void **state)
 static ivmon *open_good(struct guest *g, unsigned *count)
 {
     ivmon *m = NULL;
-    g->d = dom(11);
+    g->d = fake_xen_dom(11);
     guest_start(g, 11, 1);
     guest_emit(g, 1, 3);
     assert_int_equal(ivmon_open(&m, "xen+shm:good", 0), 0);
@@ -489,10 +153,10 @@ static void good_still_serves(ivmon *m, struct guest *good, unsigned *ngood, uns
 static ivmon *open_pair(struct guest *good, unsigned *ngood, struct guest *g, unsigned *n,
                         const char *uri, ivmon **ret)
 {
-    add_dom(0, 11, "good");
-    add_dom(1, 12, "g");
+    fake_xen_add_dom(0, 11, "good");
+    fake_xen_add_dom(1, 12, "g");
     ivmon *m = open_good(good, ngood);
-    g->d = dom(12);
+    g->d = fake_xen_dom(12);
     guest_start(g, 12, 1);
     assert_int_equal(ivmon_open(ret, uri, 0), 0);
     ivmon_set_handler(*ret, IVMON_EVENT_ANY, on_event, n);
@@ -503,7 +167,7 @@ static ivmon *open_pair(struct guest *good, unsigned *ngood, struct guest *g, un
 static void open_refused(struct guest *g, const char *uri, int *fault, const char *why)
 {
     ivmon *b = NULL;
-    g->d = dom(12);
+    g->d = fake_xen_dom(12);
     guest_start(g, 12, 1);
     *fault = 1;
     assert_int_equal(ivmon_open(&b, uri, 0), -EPROTO);
@@ -518,22 +182,22 @@ static void test_map_failure(void **state)
 {
     struct guest good = {0}, bad = {0};
     unsigned ngood = 0;
-    add_dom(0, 11, "good");
-    add_dom(1, 12, "bad");
+    fake_xen_add_dom(0, 11, "good");
+    fake_xen_add_dom(1, 12, "bad");
     ivmon *m = open_good(&good, &ngood);
 
-    open_refused(&bad, "xen+shm:12", &F.map_fails, "cannot map its 17 granted pages");
+    open_refused(&bad, "xen+shm:12", &fx.map_fails, "cannot map its 17 granted pages");
 
-    eventfd_write(F.evfd, 1);
+    eventfd_write(fx.evfd, 1);
     good_still_serves(m, &good, &ngood, 5);
 }
 
 static void test_bind_failure(void **state)
 {
     struct guest g = {0};
-    add_dom(0, 12, "bad");
-    open_refused(&g, "xen+shm:bad", &F.bind_fails, "cannot bind its event channel 5");
-    assert_int_equal(F.unmaps, 1); /* what was mapped before the bind failed is given back */
+    fake_xen_add_dom(0, 12, "bad");
+    open_refused(&g, "xen+shm:bad", &fx.bind_fails, "cannot bind its event channel 5");
+    assert_int_equal(fx.unmaps, 1); /* what was mapped before the bind failed is given back */
 }
 
 static void test_bind_failure_on_restart(void **state)
@@ -544,12 +208,12 @@ static void test_bind_failure_on_restart(void **state)
 
     /* the agent restarts, and its new port cannot be bound: this session fails, for good */
     guest_start(&g, 12, 2);
-    F.bind_fails = 1;
+    fx.bind_fails = 1;
     queue_watch("/local/domain/12/data/ivmon/state", "ivmon-shm-dir");
     assert_int_equal(pump(b), -EPROTO);
     assert_non_null(strstr(ivmon_get_error(b), "cannot bind"));
     assert_int_equal(ivmon_process(b, 0), -EPROTO);
-    F.bind_fails = 0;
+    fx.bind_fails = 0;
 
     good_still_serves(m, &good, &ngood, 2);
     ivmon_close(b);
@@ -579,18 +243,18 @@ static void test_absurd_values_never_mapped(void **state)
         {"state", "Ready", "state is not"},
     };
     struct guest g = {0};
-    add_dom(0, 12, "bad");
-    g.d = dom(12);
+    fake_xen_add_dom(0, 12, "bad");
+    g.d = fake_xen_dom(12);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         guest_start(&g, 12, 1);
         guest_set(12, cases[i].key, cases[i].value);
-        F.maps = 0;
+        fx.maps = 0;
         ivmon *b = NULL;
         int r = ivmon_open(&b, "xen+shm:12", 0);
         if (r != -EPROTO || !strstr(ivmon_open_error(), cases[i].why))
             fail_msg("%s=%s: got %d \"%s\", expected -EPROTO \"%s\"", cases[i].key, cases[i].value,
                      r, ivmon_open_error(), cases[i].why);
-        assert_int_equal(F.maps, 0); /* refused before anything was mapped */
+        assert_int_equal(fx.maps, 0); /* refused before anything was mapped */
     }
     /* a missing gref key for a bigger ring */
     guest_start(&g, 12, 1);
@@ -610,8 +274,8 @@ static void test_agent_restart_remaps(void **state)
     struct guest g = {0};
     unsigned n = 0;
     uint64_t v;
-    add_dom(0, 12, "g");
-    g.d = dom(12);
+    fake_xen_add_dom(0, 12, "g");
+    g.d = fake_xen_dom(12);
     guest_start(&g, 12, 1);
     ivmon *m = NULL;
     assert_int_equal(ivmon_open(&m, "xen+shm:g", 0), 0); /* attaches at open: the agent is up */
@@ -623,14 +287,14 @@ static void test_agent_restart_remaps(void **state)
     /* same generation rewritten: nothing happens */
     queue_watch("/local/domain/12/data/ivmon", "ivmon-shm-dir");
     assert_int_equal(pump(m), 0);
-    assert_int_equal(F.maps, 1);
+    assert_int_equal(fx.maps, 1);
 
     guest_start(&g, 12, 99); /* a new agent: new pages, a new ring */
     guest_emit(&g, 1, 4);
     queue_watch("/local/domain/12/data/ivmon/state", "ivmon-shm-dir");
     assert_int_equal(pump(m), 0);
     assert_int_equal(n, 8);
-    assert_int_equal(F.maps, 2);
+    assert_int_equal(fx.maps, 2);
     assert_int_equal(ivmon_get_stat(m, IVMON_STAT_REATTACHES, &v), 0);
     assert_int_equal(v, 1);
     assert_int_equal(ivmon_get_stat(m, IVMON_STAT_RESTARTS, &v), 0);
@@ -640,7 +304,7 @@ static void test_agent_restart_remaps(void **state)
     guest_set(12, "state", IVMON_XEN_STATE_CLOSING);
     queue_watch("/local/domain/12/data/ivmon/state", "ivmon-shm-dir");
     assert_int_equal(pump(m), 0);
-    assert_int_equal(F.unmaps, 2);
+    assert_int_equal(fx.unmaps, 2);
     ivmon_close(m);
 }
 
@@ -651,7 +315,7 @@ static void test_domain_gone_drains_then_ends(void **state)
     ivmon *b = NULL, *m = open_pair(&good, &ngood, &g, &n, "xen+shm:12?budget=2", &b);
 
     guest_emit(&g, 1, 6); /* 7 records, a budget of 2: the final drain takes several calls */
-    dom(12)->dying = 1;
+    fake_xen_dom(12)->dying = 1;
     queue_watch("@releaseDomain", "ivmon-shm-release");
     int r;
     int calls = 0;
@@ -670,16 +334,16 @@ static void test_domain_gone_drains_then_ends(void **state)
 static void test_open_errors(void **state)
 {
     ivmon *m = NULL;
-    add_dom(0, 12, "g");
+    fake_xen_add_dom(0, 12, "g");
     assert_int_equal(ivmon_open(&m, "xen+shm:nosuch", 0), -ENODEV);
     assert_non_null(strstr(ivmon_open_error(), "no domain named 'nosuch'"));
     assert_int_equal(ivmon_open(&m, "xen+shm:13", 0), -ENODEV);
     assert_int_equal(ivmon_open(&m, "xen+shm:99999", 0), -EINVAL);
     assert_int_equal(ivmon_open(&m, "xen+shm:", 0), -EINVAL);
     assert_int_equal(ivmon_open(&m, "xen+shm:g?pages=4", 0), -EINVAL); /* host takes no pages= */
-    dom(12)->dying = 1;
+    fake_xen_dom(12)->dying = 1;
     assert_int_equal(ivmon_open(&m, "xen+shm:12", 0), -ENODEV);
-    dom(12)->dying = 0;
+    fake_xen_dom(12)->dying = 0;
 
     /* no agent yet: the session opens and waits; a second consumer is refused */
     assert_int_equal(ivmon_open(&m, "xen+shm:g", 0), 0);
@@ -693,7 +357,7 @@ static void test_open_errors(void **state)
  * of the given interface version. Returns how many requests it queued. */
 static unsigned xen_put_requests(unsigned records, uint32_t version)
 {
-    vm_event_sring_t *sring = vm_page;
+    vm_event_sring_t *sring = fx.vm_page;
     vm_event_front_ring_t front;
     static struct rec_buf rb;
     FRONT_RING_ATTACH(&front, sring, sring->req_prod, 4096);
@@ -723,15 +387,15 @@ static void test_vcpu_ring_full_and_version(void **state)
 {
     unsigned n = 0;
     uint64_t v;
-    add_dom(0, 12, "g");
-    assert_int_equal(posix_memalign(&vm_page, 4096, 4096), 0);
-    memset(vm_page, 0, 4096);
+    fake_xen_add_dom(0, 12, "g");
+    assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
+    memset(fx.vm_page, 0, 4096);
     ivmon *m = NULL;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=1", 0), 0);
     ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
     /* a full ring: RING_SIZE requests waiting, a budget of one record per call */
     vm_event_back_ring_t probe;
-    BACK_RING_INIT(&probe, (vm_event_sring_t *)vm_page, 4096);
+    BACK_RING_INIT(&probe, (vm_event_sring_t *)fx.vm_page, 4096);
     unsigned want = RING_SIZE(&probe), queued = 0, recs = 0;
     while (queued < want - 8) {
         queued += xen_put_requests(1, VM_EVENT_INTERFACE_VERSION);
@@ -743,7 +407,7 @@ static void test_vcpu_ring_full_and_version(void **state)
     assert_int_equal(r, 0);
     assert_int_equal(n, recs);       /* every record, over several bounded calls */
     assert_true(calls >= (int)recs); /* one record per call: the budget held */
-    vm_event_sring_t *sring = vm_page;
+    vm_event_sring_t *sring = fx.vm_page;
     assert_int_equal(sring->rsp_prod, queued); /* every request answered */
     /* an unknown vm_event version: the session fails, clearly */
     xen_put_requests(1, VM_EVENT_INTERFACE_VERSION + 1);
@@ -752,17 +416,17 @@ static void test_vcpu_ring_full_and_version(void **state)
     assert_int_equal(ivmon_get_stat(m, IVMON_STAT_FRAGMENTS, &v), 0);
     assert_true(v >= queued);
     ivmon_close(m);
-    free(vm_page);
+    free(fx.vm_page);
 }
 
 static void test_vcpu_pv_refused(void **state)
 {
     ivmon *m = NULL;
-    add_dom(0, 12, "pv")->pv = 1;
+    fake_xen_add_dom(0, 12, "pv")->pv = 1;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:pv", 0), -EOPNOTSUPP);
     assert_non_null(strstr(ivmon_open_error(), "needs PVH or HVM"));
     assert_null(m);
-    assert_int_equal(F.monitor_on, 0); /* refused before any ring was enabled */
+    assert_int_equal(fx.monitor_on, 0); /* refused before any ring was enabled */
     /* xen+shm: serves PV guests */
     assert_int_equal(ivmon_open(&m, "xen+shm:pv", 0), 0);
     ivmon_close(m);
@@ -776,7 +440,7 @@ static void on_log(ivmon *m, int level, const char *msg, void *userdata)
 static char *mark_value(void)
 {
     unsigned len = 0;
-    return f_xs_read(NULL, XBT_NULL, "/local/domain/12/ivmon-vcpu-monitor", &len);
+    return fake_xen_get("/local/domain/12/ivmon-vcpu-monitor", &len);
 }
 
 static void test_vcpu_takeover(void **state)
@@ -784,9 +448,9 @@ static void test_vcpu_takeover(void **state)
     char want[32], logged[256] = "";
     unsigned n = 0;
     uint64_t v;
-    add_dom(0, 12, "g");
-    assert_int_equal(posix_memalign(&vm_page, 4096, 4096), 0);
-    memset(vm_page, 0, 4096);
+    fake_xen_add_dom(0, 12, "g");
+    assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
+    memset(fx.vm_page, 0, 4096);
 
     /* a serving session marks the domain with its pid, and takes the mark away when it closes */
     ivmon *m = NULL;
@@ -797,23 +461,23 @@ static void test_vcpu_takeover(void **state)
     assert_string_equal(mark, want);
     free(mark);
     ivmon_close(m);
-    assert_int_equal(F.monitor_on, 0);
+    assert_int_equal(fx.monitor_on, 0);
     assert_null(mark_value());
 
     /* a ring someone else enabled (no mark) is not ours to take */
-    F.monitor_on = 1;
+    fx.monitor_on = 1;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), -EBUSY);
     assert_non_null(strstr(ivmon_open_error(), "already has a vm_event monitor"));
-    assert_int_equal(F.disables, 1); /* the close above only */
-    assert_int_equal(F.pauses, 0);
+    assert_int_equal(fx.disables, 1); /* the close above only */
+    assert_int_equal(fx.pauses, 0);
 
     /* the ring of an ivmon monitor that died (its mark is left): taken over, the domain paused
      * from before the old ring goes until guest requests are on again */
-    kv_set("/local/domain/12/ivmon-vcpu-monitor", "4242");
+    fake_xen_set("/local/domain/12/ivmon-vcpu-monitor", "4242");
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=4", 0), 0);
-    assert_int_equal(F.disables, 2);
-    assert_int_equal(F.pauses, 1);
-    assert_int_equal(F.unpauses, 1);
+    assert_int_equal(fx.disables, 2);
+    assert_int_equal(fx.pauses, 1);
+    assert_int_equal(fx.unpauses, 1);
     mark = mark_value();
     assert_string_equal(mark, want); /* ours now */
     free(mark);
@@ -823,7 +487,7 @@ static void test_vcpu_takeover(void **state)
     /* it serves; a request of another kind is counted, never taken for a fragment */
     unsigned queued = xen_put_requests(1, VM_EVENT_INTERFACE_VERSION);
     assert_true(queued < 8); /* the hello and one more request fit in the ring */
-    vm_event_sring_t *sring = vm_page;
+    vm_event_sring_t *sring = fx.vm_page;
     vm_event_front_ring_t front;
     FRONT_RING_ATTACH(&front, sring, sring->req_prod, 4096);
     vm_event_request_t req = {0};
@@ -840,7 +504,7 @@ static void test_vcpu_takeover(void **state)
     assert_int_equal(v, 1);
     ivmon_close(m);
     assert_null(mark_value());
-    free(vm_page);
+    free(fx.vm_page);
 }
 
 int main(void)
