@@ -5,12 +5,14 @@
  *   ivmon-produce [--count N] [--size BYTES] [--rate PER_SEC] [--lossless]
  *                 [--pause-every N --pause-ms MS] URI
  *
- * Emits a HELLO, then N FILE records (op modify, this pid, comm "ivmon-produce", path
- * "/ivmon-produce/<i>" padded with 'x' so the record is --size bytes), as fast as possible or at
- * --rate, then flushes (a final HEARTBEAT) and prints one JSON line:
- *   {"produced":LAST_SEQ,"dropped":D,"file_records":N}
+ * Emits a HELLO, then N FILE records (synth_record.h: op modify, this pid, comm
+ * "ivmon-produce", path "/ivmon-produce/<i>" padded with 'x' so the record is --size bytes), as
+ * fast as possible or at --rate, then flushes (a final HEARTBEAT) and prints one JSON line:
+ *   {"produced":LAST_SEQ,"dropped":D,"file_records":N,"elapsed_ns":T,"cpu_ns":C}
  * produced is the last sequence number taken; every record takes one (hello, lost reports, file
- * records, heartbeat), so a consumer can check delivered + lost == produced.
+ * records, heartbeat), so a consumer can check delivered + lost == produced. elapsed_ns runs from
+ * the first FILE record to the end of the flush; cpu_ns is this process's user + system time
+ * over the same span (getrusage), for the benchmarks' CPU per record.
  * Exit status: 0; 1 transport error; 2 usage; 3 the flush timed out (JSON still printed).
  */
 #define _GNU_SOURCE
@@ -19,19 +21,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "identity.h"
 #include "record_encode.h"
+#include "synth_record.h"
 #include "transport.h"
 #include "uri.h"
 
-#define PROGRAM  "ivmon-produce"
-#define COMM     "ivmon-produce"
-#define PREFIX   "/ivmon-produce/"
-#define FIXED    (sizeof(struct ivmon_rec_hdr) + sizeof(struct ivmon_rec_file) + sizeof COMM - 1)
-#define MAX_SIZE (FIXED + IVMON_PATH_MAX)
+#define PROGRAM "ivmon-produce"
 
 struct opts {
     uint64_t count, size, rate, pause_every, pause_ms;
@@ -115,9 +115,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return -EINVAL;
     }
     o->uri = argv[optind];
-    if (o->size > MAX_SIZE) {
-        fprintf(stderr, PROGRAM ": --size: at most %zu bytes (a %u-byte path)\n", (size_t)MAX_SIZE,
-                IVMON_PATH_MAX);
+    if (o->size > SYNTH_SIZE_MAX) {
+        fprintf(stderr, PROGRAM ": --size: at most %zu bytes (a %u-byte path)\n",
+                (size_t)SYNTH_SIZE_MAX, IVMON_PATH_MAX);
         return -EINVAL;
     }
     if (o->pause_ms > 3600000u) {
@@ -142,10 +142,20 @@ static void sleep_until(uint64_t target_ns)
         ;
 }
 
+/* This process's user + system CPU time in nanoseconds. */
+static uint64_t cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
 int main(int argc, char **argv)
 {
-    static union ivmon_enc_buf rec; /* static: 16 KiB */
-    static char path[IVMON_PATH_MAX + 1];
+    static union ivmon_enc_buf rec;   /* static: 16 KiB */
+    static struct synth_record synth; /* holds a path buffer */
     struct opts o = {0};
     struct ivmon_guest_transport *t;
     char err[512];
@@ -167,28 +177,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct ivmon_enc_file f = {
-        .op = IVMON_OP_MODIFY,
-        .pid = (uint32_t)getpid(),
-        .tid = (uint32_t)getpid(),
-        .ppid = (uint32_t)getppid(),
-        .uid = (uint32_t)getuid(),
-        .gid = (uint32_t)getgid(),
-        .comm = COMM,
-        .comm_len = sizeof COMM - 1,
-        .path = path,
-    };
-    size_t want_path = o.size > FIXED ? (size_t)(o.size - FIXED) : 0;
-    uint64_t start = ivmon_guest_monotonic_ns();
+    synth_record_init(&synth, o.size);
+    uint64_t start = ivmon_guest_monotonic_ns(), cpu0 = cpu_ns();
     for (uint64_t i = 1; i <= o.count; i++) {
-        int n = snprintf(path, sizeof path, PREFIX "%llu", (unsigned long long)i);
-        size_t len = (size_t)n;
-        if (want_path > len) {
-            memset(path + len, 'x', want_path - len);
-            len = want_path;
-        }
-        f.path_len = len;
-        if (ivmon_enc_file(&rec, sizeof rec, ivmon_guest_realtime_ns(), &f) < 0) {
+        if (synth_record_encode(&synth, i, &rec) < 0) {
             fprintf(stderr, PROGRAM ": cannot encode record %llu\n", (unsigned long long)i);
             ivmon_guest_transport_close(t);
             return 1;
@@ -216,11 +208,13 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": flush timed out: the final heartbeat is not in the ring\n");
         status = 3;
     }
+    uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = cpu_ns() - cpu0;
     struct ivmon_guest_transport_stats st;
     ivmon_guest_transport_get_stats(t, &st);
-    printf("{\"produced\":%llu,\"dropped\":%llu,\"file_records\":%llu}\n",
+    printf("{\"produced\":%llu,\"dropped\":%llu,\"file_records\":%llu,\"elapsed_ns\":%llu,"
+           "\"cpu_ns\":%llu}\n",
            (unsigned long long)st.produced, (unsigned long long)st.dropped,
-           (unsigned long long)o.count);
+           (unsigned long long)o.count, (unsigned long long)elapsed, (unsigned long long)cpu);
     if (fflush(stdout) != 0)
         status = 1;
     ivmon_guest_transport_close(t);
