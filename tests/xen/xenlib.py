@@ -4,7 +4,9 @@ Used by tests/xen/test_xen.py (CTest label xen) and bench/xen/run.py. Builds on 
 (Failure, the guest image, process cleanup, failure reports).
 
     import xenlib
-    x = xenlib.XenRun(workdir, agent, watch, run_script, extra=[...])  # builds (cached) images
+    x = xenlib.XenRun(test, agent, watch, run_script, adds=[...], guest_adds=[...])
+                                                 # builds (cached) images; adds: more programs
+                                                 # for dom0, guest_adds: for the guest
     x.boot(dom0_args="xt.vcpu=1", timeout=600)   # waits for XT-DONE on the serial console
     x.markers("HOSTILE")                         # [{k: v}, ...] of "XT-HOSTILE k=v ..." lines
     x.result("w1.jsonl")                         # bytes of a file dom0 left in /results
@@ -43,13 +45,15 @@ class XenRun:
     """One Xen boot: images in workdir/../xen-image (cached by their own scripts), the serial
     log and the results in workdir."""
 
-    def __init__(self, test, agent, watch, run_script, adds=()):
+    def __init__(self, test, agent, watch, run_script, adds=(), guest_adds=()):
         self.test = test
         self.workdir = test.workdir
         vmlib._need(vmlib.QEMU, "qemu-system-x86")
         base = os.path.dirname(self.workdir)
-        self.image = vmlib.Image.build(agent, os.path.join(base, "xen-guest-image"),
-                                       ["--modules", GUEST_MODULES])
+        extra = ["--modules", GUEST_MODULES]
+        for a in guest_adds:
+            extra += ["--add", a]
+        self.image = vmlib.Image.build(agent, os.path.join(base, "xen-guest-image"), extra)
         self.imgdir = os.path.join(base, "xen-image")
         cmd = [os.path.join(HERE, "xen-image.sh"), "--guest-env",
                os.path.join(base, "xen-guest-image", "image.env"), "--watch", watch,
