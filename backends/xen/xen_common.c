@@ -129,18 +129,48 @@ int ivmon__xen_lock(ivmon *m, const char *scheme, const char *kind, uint32_t dom
     return fd;
 }
 
-int ivmon__xen_connect(ivmon *m, const char *scheme, const char *target, xc_interface **xch,
-                       struct xs_handle **xs, uint32_t *ret_domid)
+int ivmon__xen_connect(ivmon *m, const char *scheme, const char *kind, const char *target,
+                       struct ivmon_xen_conn *c)
 {
-    *xch = ivmon__xen_sys->xc_open();
-    *xs = ivmon__xen_sys->xs_open();
-    if (!*xch || !*xs)
+    const struct ivmon_xen_sys *x = ivmon__xen_sys;
+    c->lock_fd = -1;
+    c->xch = x->xc_open();
+    c->xs = x->xs_open();
+    if (!c->xch || !c->xs)
         return ivmon__error(m, -ENODEV,
                             "%s: cannot reach %s (run in dom0, with xenstored running and /dev/xen "
                             "mounted): %s",
-                            scheme, *xch ? "XenStore" : "the hypervisor (privcmd)",
+                            scheme, c->xch ? "XenStore" : "the hypervisor (privcmd)",
                             strerror(errno));
-    return ivmon__xen_find_domain(m, scheme, *xs, *xch, target, ret_domid);
+    int r = ivmon__xen_find_domain(m, scheme, c->xs, c->xch, target, &c->domid);
+    if (r < 0)
+        return r;
+    r = ivmon__xen_lock(m, scheme, kind, c->domid);
+    if (r < 0)
+        return r;
+    c->lock_fd = r;
+    c->xce = x->evtchn_open();
+    if (!c->xce)
+        return ivmon__error(m, -ENODEV, "%s: /dev/xen/evtchn: %s (modprobe xen-evtchn)", scheme,
+                            strerror(errno));
+    return 0;
+}
+
+void ivmon__xen_disconnect(struct ivmon_xen_conn *c)
+{
+    const struct ivmon_xen_sys *x = ivmon__xen_sys;
+    if (c->xce)
+        x->evtchn_close(c->xce);
+    if (c->xs)
+        x->xs_close(c->xs);
+    if (c->xch)
+        x->xc_close(c->xch);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    c->xce = NULL;
+    c->xs = NULL;
+    c->xch = NULL;
+    c->lock_fd = -1;
 }
 
 unsigned ivmon__xen_take_events(xenevtchn_handle *xce, int fd, int port)

@@ -27,12 +27,26 @@ int ivmon__xen_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *ret)
 int ivmon__xen_find_domain(ivmon *m, const char *scheme, struct xs_handle *xs, xc_interface *xch,
                            const char *target, uint32_t *ret_domid);
 
-/* Opens libxenctrl and libxenstore into *xch and *xs (left for the caller to close, also on
- * failure) and finds the domain named by target (ivmon__xen_find_domain). Returns 0 or a
- * negative errno with a message on m: -ENODEV when the hypervisor or XenStore cannot be reached
- * (not dom0, xenstored not running). */
-int ivmon__xen_connect(ivmon *m, const char *scheme, const char *target, xc_interface **xch,
-                       struct xs_handle **xs, uint32_t *ret_domid);
+/* What a session of either backend holds to reach its domain. */
+struct ivmon_xen_conn {
+    uint32_t domid;
+    int lock_fd; /* the one-consumer lock (ivmon__xen_lock), or -1 */
+    xc_interface *xch;
+    struct xs_handle *xs;
+    xenevtchn_handle *xce;
+};
+
+/* Opens libxenctrl and libxenstore, finds the domain named by target (ivmon__xen_find_domain),
+ * takes the one-consumer lock of `kind` for it (ivmon__xen_lock) and opens libxenevtchn, filling
+ * c as it goes. c is left for ivmon__xen_disconnect, also on failure. Returns 0 or a negative
+ * errno with a message on m: -ENODEV when the hypervisor, XenStore or the event channel device
+ * cannot be reached (not dom0, xenstored not running, xen-evtchn not loaded) or there is no such
+ * domain, -EINVAL for a bad target, -EBUSY for another consumer. */
+int ivmon__xen_connect(ivmon *m, const char *scheme, const char *kind, const char *target,
+                       struct ivmon_xen_conn *c);
+
+/* Releases what ivmon__xen_connect acquired. c may be zeroed with lock_fd -1, or half filled. */
+void ivmon__xen_disconnect(struct ivmon_xen_conn *c);
 
 /* Takes what is pending on an event channel handle without blocking (at most a batch), unmasks
  * each port, and returns how many notifications came for `port` (-1: any port). */

@@ -61,12 +61,10 @@ struct xshm_entries {
 };
 
 struct xen_shm {
-    uint32_t domid, self;
-    int lock_fd, epoll_fd, xs_fd, evtchn_fd;
-    xc_interface *xch;
-    struct xs_handle *xs;
+    struct ivmon_xen_conn c;
+    uint32_t self;
+    int epoll_fd, xs_fd, evtchn_fd;
     xengnttab_handle *xgt;
-    xenevtchn_handle *xce;
     int watch_dir, watch_release;
     char dir[XSHM_PATH_MAX]; /* /local/domain/<id>/data/ivmon */
 
@@ -107,14 +105,14 @@ static int read_number(ivmon *m, struct xen_shm *b, xs_transaction_t t, const ch
     char path[XSHM_PATH_MAX + 32], v[64];
     *ret = 0;
     key_path(b, key, path, sizeof path);
-    int n = ivmon__xen_read(b->xs, t, path, v, sizeof v);
+    int n = ivmon__xen_read(b->c.xs, t, path, v, sizeof v);
     if (n == -ENOENT)
         return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u: %s is missing",
-                            (unsigned)b->domid, path);
+                            (unsigned)b->c.domid, path);
     if (n < 0 || ivmon__xen_parse_u64(v, (size_t)n, max, ret) < 0 || *ret < min)
         return ivmon__error(
             m, -EPROTO, XSHM_SCHEME ": domain %u: %s is not a number from %llu to %llu",
-            (unsigned)b->domid, path, (unsigned long long)min, (unsigned long long)max);
+            (unsigned)b->c.domid, path, (unsigned long long)min, (unsigned long long)max);
     return 0;
 }
 
@@ -152,11 +150,11 @@ static int read_refs(ivmon *m, struct xen_shm *b, xs_transaction_t t, struct xsh
         uint32_t first = k * IVMON_XEN_GREFS_PER_KEY;
         uint32_t count =
             e->pages - first < IVMON_XEN_GREFS_PER_KEY ? e->pages - first : IVMON_XEN_GREFS_PER_KEY;
-        int n = ivmon__xen_read(b->xs, t, path, v, sizeof v);
+        int n = ivmon__xen_read(b->c.xs, t, path, v, sizeof v);
         if (n < 0 || parse_refs(v, (size_t)n, e->refs + first, count) < 0)
             return ivmon__error(
                 m, -EPROTO, XSHM_SCHEME ": domain %u: %s %s (expected %u grant refs)",
-                (unsigned)b->domid, path,
+                (unsigned)b->c.domid, path,
                 n == -ENOENT ? "is missing" : "is not a list of grant refs", (unsigned)count);
     }
     return 0;
@@ -172,32 +170,32 @@ static int read_entries_once(ivmon *m, struct xen_shm *b, xs_transaction_t t,
     int r;
 
     key_path(b, IVMON_XEN_XS_STATE, path, sizeof path);
-    r = ivmon__xen_read(b->xs, t, path, v, sizeof v);
+    r = ivmon__xen_read(b->c.xs, t, path, v, sizeof v);
     if (r == -ENOENT || (r >= 0 && !strcmp(v, IVMON_XEN_STATE_CLOSING)))
         return 0;
     if (r < 0 || strcmp(v, IVMON_XEN_STATE_READY) != 0)
         return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u: %s is not '%s' or '%s'",
-                            (unsigned)b->domid, path, IVMON_XEN_STATE_READY,
+                            (unsigned)b->c.domid, path, IVMON_XEN_STATE_READY,
                             IVMON_XEN_STATE_CLOSING);
     if ((r = read_number(m, b, t, IVMON_XEN_XS_LAYOUT, 0, UINT32_MAX, &n)) < 0)
         return r;
     if (n != IVMON_XEN_LAYOUT)
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u: XenStore layout %llu, this libivmon knows %d",
-                            (unsigned)b->domid, (unsigned long long)n, IVMON_XEN_LAYOUT);
+                            (unsigned)b->c.domid, (unsigned long long)n, IVMON_XEN_LAYOUT);
     key_path(b, IVMON_XEN_XS_PROTO, path, sizeof path);
-    r = ivmon__xen_read(b->xs, t, path, v, sizeof v);
+    r = ivmon__xen_read(b->c.xs, t, path, v, sizeof v);
     char *dot = r > 0 ? strchr(v, '.') : NULL;
     uint64_t major, minor;
     if (!dot || ivmon__xen_parse_u64(v, (size_t)(dot - v), 0xffff, &major) < 0 ||
         ivmon__xen_parse_u64(dot + 1, strlen(dot + 1), 0xffff, &minor) < 0)
         return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u: %s is not MAJOR.MINOR",
-                            (unsigned)b->domid, path);
+                            (unsigned)b->c.domid, path);
     if (major != IVMON_PROTO_MAJOR)
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u: the agent speaks protocol %llu.%llu, this "
                                         "libivmon %d.%d",
-                            (unsigned)b->domid, (unsigned long long)major,
+                            (unsigned)b->c.domid, (unsigned long long)major,
                             (unsigned long long)minor, IVMON_PROTO_MAJOR, IVMON_PROTO_MINOR);
     if ((r = read_number(m, b, t, IVMON_XEN_XS_BACKEND, 0, IVMON_XEN_DOMID_MAX, &n)) < 0)
         return r;
@@ -206,7 +204,7 @@ static int read_entries_once(ivmon *m, struct xen_shm *b, xs_transaction_t t,
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u granted its ring to domain %u, not to this "
                                         "one (%u): start the agent with backend=%u",
-                            (unsigned)b->domid, (unsigned)e->backend, (unsigned)b->self,
+                            (unsigned)b->c.domid, (unsigned)e->backend, (unsigned)b->self,
                             (unsigned)b->self);
     if ((r = read_number(m, b, t, IVMON_XEN_XS_PAGES, 1 + IVMON_XEN_DATA_PAGES_MIN,
                          1 + IVMON_XEN_DATA_PAGES_MAX, &n)) < 0)
@@ -214,7 +212,7 @@ static int read_entries_once(ivmon *m, struct xen_shm *b, xs_transaction_t t,
     if ((n - 1) & (n - 2))
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u: %llu pages is not 1 + a power of two",
-                            (unsigned)b->domid, (unsigned long long)n);
+                            (unsigned)b->c.domid, (unsigned long long)n);
     e->pages = (uint32_t)n;
     if ((r = read_number(m, b, t, IVMON_XEN_XS_EVTCHN, 1, XSHM_EVTCHN_PORT_MAX, &n)) < 0)
         return r;
@@ -231,19 +229,19 @@ static int read_entries(ivmon *m, struct xen_shm *b, struct xshm_entries *e)
 {
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     for (int attempt = 0; attempt < XSHM_TX_RETRIES; attempt++) {
-        xs_transaction_t t = x->xs_transaction_start(b->xs);
+        xs_transaction_t t = x->xs_transaction_start(b->c.xs);
         if (t == XBT_NULL)
             return ivmon__error(m, -errno ? -errno : -EIO, XSHM_SCHEME ": XenStore transaction: %s",
                                 strerror(errno));
         memset(e, 0, sizeof *e);
         int r = read_entries_once(m, b, t, e);
         if (r < 0) {
-            x->xs_transaction_end(b->xs, t, true);
+            x->xs_transaction_end(b->c.xs, t, true);
             free(e->refs);
             e->refs = NULL;
             return r;
         }
-        if (x->xs_transaction_end(b->xs, t, false))
+        if (x->xs_transaction_end(b->c.xs, t, false))
             return r;
         free(e->refs);
         e->refs = NULL;
@@ -252,7 +250,7 @@ static int read_entries(ivmon *m, struct xen_shm *b, struct xshm_entries *e)
     }
     /* A guest that rewrites its keys without pause keeps us from ever reading them. */
     return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u keeps rewriting %s",
-                        (unsigned)b->domid, b->dir);
+                        (unsigned)b->c.domid, b->dir);
 }
 
 /* ---- Attaching ------------------------------------------------------------------------------ */
@@ -262,7 +260,7 @@ static void detach(struct xen_shm *b)
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     if (b->lport >= 0) {
         /* Off the epoll set and back on when bound again: the fd stays, the port goes. */
-        x->evtchn_unbind(b->xce, (evtchn_port_t)b->lport);
+        x->evtchn_unbind(b->c.xce, (evtchn_port_t)b->lport);
         b->lport = -1;
     }
     if (b->map)
@@ -276,23 +274,23 @@ static int attach(ivmon *m, struct xen_shm *b, struct xshm_entries *e)
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     const char *why = "invalid ring";
 
-    b->map = x->gnttab_map(b->xgt, e->pages, b->domid, e->refs, PROT_READ | PROT_WRITE);
+    b->map = x->gnttab_map(b->xgt, e->pages, b->c.domid, e->refs, PROT_READ | PROT_WRITE);
     if (!b->map)
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u: cannot map its %u granted pages (grant refs "
                                         "in %s/" IVMON_XEN_XS_GREF_DIR "): %s",
-                            (unsigned)b->domid, (unsigned)e->pages, b->dir, strerror(errno));
+                            (unsigned)b->c.domid, (unsigned)e->pages, b->dir, strerror(errno));
     b->pages = e->pages;
     size_t region = (size_t)e->pages * IVMON_XEN_PAGE_SIZE;
     int r = ivmon_ring_attach(&b->ring, b->map, region, &why);
     if (r < 0)
-        return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u: %s", (unsigned)b->domid,
+        return ivmon__error(m, -EPROTO, XSHM_SCHEME ": domain %u: %s", (unsigned)b->c.domid,
                             r == -EAGAIN ? "the granted ring is not formatted" : why);
-    xenevtchn_port_or_error_t lp = x->evtchn_bind(b->xce, b->domid, e->port);
+    xenevtchn_port_or_error_t lp = x->evtchn_bind(b->c.xce, b->c.domid, e->port);
     if (lp < 0)
         return ivmon__error(m, -EPROTO,
                             XSHM_SCHEME ": domain %u: cannot bind its event channel %u: %s",
-                            (unsigned)b->domid, (unsigned)e->port, strerror(errno));
+                            (unsigned)b->c.domid, (unsigned)e->port, strerror(errno));
     b->lport = lp;
     /* A producer that rendezvouses per consumer would see a new one; ours only counts it.
      * acq_rel as for the ring files: the header we attached is the one the count belongs to. */
@@ -333,7 +331,8 @@ static int rescan(ivmon *m, struct xen_shm *b)
         ivmon__stat_add(m, IVMON_STAT_REATTACHES, 1);
     ivmon__log(m, IVMON_LOG_INFO,
                XSHM_SCHEME ": attached to domain %u: %u pages, event channel %d, generation %llu",
-               (unsigned)b->domid, (unsigned)b->pages, b->lport, (unsigned long long)b->generation);
+               (unsigned)b->c.domid, (unsigned)b->pages, b->lport,
+               (unsigned long long)b->generation);
     return 0;
 }
 
@@ -362,37 +361,29 @@ static int xshm_open(ivmon *m, void *priv, ivmon_uri *u)
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     int r;
 
-    b->lock_fd = b->epoll_fd = b->xs_fd = b->evtchn_fd = b->lport = -1;
-    r = ivmon__xen_connect(m, XSHM_SCHEME, u->target, &b->xch, &b->xs, &b->domid);
+    b->c.lock_fd = b->epoll_fd = b->xs_fd = b->evtchn_fd = b->lport = -1;
+    r = ivmon__xen_connect(m, XSHM_SCHEME, "shm", u->target, &b->c);
     if (r < 0)
         return r;
-    b->self = own_domid(b->xs);
-    r = ivmon__xen_lock(m, XSHM_SCHEME, "shm", b->domid);
-    if (r < 0)
-        return r;
-    b->lock_fd = r;
+    b->self = own_domid(b->c.xs);
     b->xgt = x->gnttab_open();
     if (!b->xgt)
         return ivmon__error(m, -ENODEV, XSHM_SCHEME ": /dev/xen/gntdev: %s (modprobe xen-gntdev)",
                             strerror(errno));
-    b->xce = x->evtchn_open();
-    if (!b->xce)
-        return ivmon__error(m, -ENODEV, XSHM_SCHEME ": /dev/xen/evtchn: %s (modprobe xen-evtchn)",
-                            strerror(errno));
-    snprintf(b->dir, sizeof b->dir, "/local/domain/%u/" IVMON_XEN_XS_DIR, (unsigned)b->domid);
+    snprintf(b->dir, sizeof b->dir, "/local/domain/%u/" IVMON_XEN_XS_DIR, (unsigned)b->c.domid);
 
     /* Watch before the first look, so nothing written in between is missed: a watch fires once
      * when set, and every change after. */
-    if (!x->xs_watch(b->xs, b->dir, XSHM_TOKEN_DIR))
+    if (!x->xs_watch(b->c.xs, b->dir, XSHM_TOKEN_DIR))
         return ivmon__error(m, -errno ? -errno : -EIO, XSHM_SCHEME ": watch %s: %s", b->dir,
                             strerror(errno));
     b->watch_dir = 1;
-    if (!x->xs_watch(b->xs, "@releaseDomain", XSHM_TOKEN_RELEASE))
+    if (!x->xs_watch(b->c.xs, "@releaseDomain", XSHM_TOKEN_RELEASE))
         return ivmon__error(m, -errno ? -errno : -EIO, XSHM_SCHEME ": watch @releaseDomain: %s",
                             strerror(errno));
     b->watch_release = 1;
-    b->xs_fd = x->xs_fileno(b->xs);
-    b->evtchn_fd = x->evtchn_fd(b->xce);
+    b->xs_fd = x->xs_fileno(b->c.xs);
+    b->evtchn_fd = x->evtchn_fd(b->c.xce);
     if (b->xs_fd < 0 || b->evtchn_fd < 0)
         return ivmon__error(m, -EIO, XSHM_SCHEME ": no XenStore or event channel fd");
     b->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -423,21 +414,14 @@ static void xshm_close(ivmon *m, void *priv)
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     detach(b);
     if (b->watch_dir)
-        x->xs_unwatch(b->xs, b->dir, XSHM_TOKEN_DIR);
+        x->xs_unwatch(b->c.xs, b->dir, XSHM_TOKEN_DIR);
     if (b->watch_release)
-        x->xs_unwatch(b->xs, "@releaseDomain", XSHM_TOKEN_RELEASE);
+        x->xs_unwatch(b->c.xs, "@releaseDomain", XSHM_TOKEN_RELEASE);
     if (b->epoll_fd >= 0)
         close(b->epoll_fd);
-    if (b->xce)
-        x->evtchn_close(b->xce);
     if (b->xgt)
         x->gnttab_close(b->xgt);
-    if (b->xs)
-        x->xs_close(b->xs);
-    if (b->xch)
-        x->xc_close(b->xch);
-    if (b->lock_fd >= 0)
-        close(b->lock_fd);
+    ivmon__xen_disconnect(&b->c);
 }
 
 static int xshm_get_fd(const void *priv)
@@ -457,11 +441,11 @@ static void take_wakeups(ivmon *m, struct xen_shm *b)
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     if (b->lport >= 0)
         ivmon__stat_add(m, IVMON_STAT_WAKEUPS,
-                        ivmon__xen_take_events(b->xce, b->evtchn_fd, b->lport));
+                        ivmon__xen_take_events(b->c.xce, b->evtchn_fd, b->lport));
     else
-        ivmon__xen_take_events(b->xce, b->evtchn_fd, -1);
+        ivmon__xen_take_events(b->c.xce, b->evtchn_fd, -1);
     for (int i = 0; i < XSHM_WATCH_BATCH; i++) {
-        char **w = x->xs_check_watch(b->xs);
+        char **w = x->xs_check_watch(b->c.xs);
         if (!w)
             break;
         if (!strcmp(w[XS_WATCH_TOKEN], XSHM_TOKEN_DIR))
@@ -476,7 +460,7 @@ static void take_wakeups(ivmon *m, struct xen_shm *b)
 static int domain_gone(struct xen_shm *b)
 {
     xc_dominfo_t info;
-    int r = ivmon__xen_sys->domain_info(b->xch, b->domid, &info);
+    int r = ivmon__xen_sys->domain_info(b->c.xch, b->c.domid, &info);
     return r == -ENODEV || (r == 0 && info.dying);
 }
 
@@ -494,7 +478,7 @@ static int xshm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         if (atomic_load_explicit((_Atomic uint64_t *)&b->ring.hdr->magic, memory_order_relaxed) !=
             IVMON_RING_MAGIC)
             return ivmon__fail(m, -EPROTO, XSHM_SCHEME ": domain %u overwrote the ring header",
-                               (unsigned)b->domid);
+                               (unsigned)b->c.domid);
         ivmon_ring_consumer_awake(&b->ring);
         n = ivmon__ring_drain(m, &b->ring, budget, ret_more);
         if (n < 0 || *ret_more)
@@ -508,7 +492,7 @@ static int xshm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         detach(b);
         return ivmon__fail(m, -ENODEV,
                            XSHM_SCHEME ": domain %u went away; its ring was drained to the end",
-                           (unsigned)b->domid);
+                           (unsigned)b->c.domid);
     }
     if (b->rescan) {
         if ((r = rescan(m, b)) < 0)

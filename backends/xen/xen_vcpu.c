@@ -63,12 +63,9 @@
 #define XVCPU_MARK            "ivmon-vcpu-monitor" /* under the guest's home: a serving pid */
 
 struct xen_vcpu {
-    uint32_t domid;
-    int lock_fd, evtchn_fd, lport;
+    struct ivmon_xen_conn c;
+    int evtchn_fd, lport;
     int sync;
-    xc_interface *xch;
-    struct xs_handle *xs;
-    xenevtchn_handle *xce;
     void *page; /* the vm_event ring page */
     vm_event_back_ring_t back;
     int monitoring, requests_on;
@@ -97,23 +94,23 @@ static int take_over(ivmon *m, struct xen_vcpu *b, uint32_t *port)
 {
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     char pid[32];
-    if (ivmon__xen_read(b->xs, XBT_NULL, b->mark, pid, sizeof pid) < 0)
+    if (ivmon__xen_read(b->c.xs, XBT_NULL, b->mark, pid, sizeof pid) < 0)
         return 0;
-    if (x->domain_pause(b->xch, b->domid) < 0)
+    if (x->domain_pause(b->c.xch, b->c.domid) < 0)
         return ivmon__error(m, -errno ? -errno : -EIO, XVCPU_SCHEME ": cannot pause domain %u: %s",
-                            (unsigned)b->domid, strerror(errno));
+                            (unsigned)b->c.domid, strerror(errno));
     b->paused = 1;
-    if (x->monitor_disable(b->xch, b->domid) < 0)
+    if (x->monitor_disable(b->c.xch, b->c.domid) < 0)
         return ivmon__error(m, -errno ? -errno : -EIO,
                             XVCPU_SCHEME ": domain %u: cannot disable the vm_event ring monitor "
                                          "pid %s left behind: %s",
-                            (unsigned)b->domid, pid, strerror(errno));
-    b->page = x->monitor_enable(b->xch, b->domid, port);
+                            (unsigned)b->c.domid, pid, strerror(errno));
+    b->page = x->monitor_enable(b->c.xch, b->c.domid, port);
     if (!b->page)
         return ivmon__error(m, -errno ? -errno : -EIO,
                             XVCPU_SCHEME ": xc_monitor_enable(%u) after disabling the stale ring: "
                                          "%s",
-                            (unsigned)b->domid, strerror(errno));
+                            (unsigned)b->c.domid, strerror(errno));
     snprintf(b->stale_pid, sizeof b->stale_pid, "%s", pid);
     return 1;
 }
@@ -126,35 +123,28 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
     uint32_t port = 0;
     int r;
 
-    b->lock_fd = b->evtchn_fd = b->lport = -1;
+    b->c.lock_fd = b->evtchn_fd = b->lport = -1;
     if (ivmon__uri_get_bool(u, "sync", &b->sync) < 0)
         return ivmon__error(m, -EINVAL, XVCPU_SCHEME ": sync= takes 0 or 1");
-    r = ivmon__xen_connect(m, XVCPU_SCHEME, u->target, &b->xch, &b->xs, &b->domid);
+    r = ivmon__xen_connect(m, XVCPU_SCHEME, "vcpu", u->target, &b->c);
     if (r < 0)
         return r;
-    r = x->domain_info(b->xch, b->domid, &info);
+    r = x->domain_info(b->c.xch, b->c.domid, &info);
     if (r < 0)
-        return ivmon__error(m, r, XVCPU_SCHEME ": domain %u: %s", (unsigned)b->domid, strerror(-r));
+        return ivmon__error(m, r, XVCPU_SCHEME ": domain %u: %s", (unsigned)b->c.domid,
+                            strerror(-r));
     if (!info.hvm)
         return ivmon__error(m, -EOPNOTSUPP,
                             XVCPU_SCHEME ": domain %u is a PV guest, and xen+vcpu: needs PVH or "
                                          "HVM (Xen has no vm_event guest requests for PV; use "
                                          "xen+shm:)",
-                            (unsigned)b->domid);
+                            (unsigned)b->c.domid);
     r = ivmon__frag_new(&b->frag, info.max_vcpu_id + 1, XVCPU_WORDS, NULL);
     if (r < 0)
         return ivmon__error(m, r, XVCPU_SCHEME ": reassembler for %u vCPUs: %s",
                             info.max_vcpu_id + 1, strerror(-r));
-    r = ivmon__xen_lock(m, XVCPU_SCHEME, "vcpu", b->domid);
-    if (r < 0)
-        return r;
-    b->lock_fd = r;
-    b->xce = x->evtchn_open();
-    if (!b->xce)
-        return ivmon__error(m, -ENODEV, XVCPU_SCHEME ": /dev/xen/evtchn: %s (modprobe xen-evtchn)",
-                            strerror(errno));
-    snprintf(b->mark, sizeof b->mark, "/local/domain/%u/" XVCPU_MARK, (unsigned)b->domid);
-    b->page = x->monitor_enable(b->xch, b->domid, &port);
+    snprintf(b->mark, sizeof b->mark, "/local/domain/%u/" XVCPU_MARK, (unsigned)b->c.domid);
+    b->page = x->monitor_enable(b->c.xch, b->c.domid, &port);
     if (!b->page) {
         int e = errno;
         r = e == EBUSY ? take_over(m, b, &port) : 0;
@@ -164,33 +154,33 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
             return ivmon__error(m, -EBUSY,
                                 XVCPU_SCHEME ": domain %u already has a vm_event monitor (another "
                                              "program, e.g. xen-access or a VMI tool)",
-                                (unsigned)b->domid);
+                                (unsigned)b->c.domid);
         if (r == 0)
             return ivmon__error(m, e ? -e : -EIO, XVCPU_SCHEME ": xc_monitor_enable(%u): %s",
-                                (unsigned)b->domid, strerror(e));
+                                (unsigned)b->c.domid, strerror(e));
     }
     b->monitoring = 1;
     char pid[32];
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
-    b->marked = x->xs_write(b->xs, XBT_NULL, b->mark, pid, (unsigned)strlen(pid));
+    b->marked = x->xs_write(b->c.xs, XBT_NULL, b->mark, pid, (unsigned)strlen(pid));
     if (!b->marked)
         b->mark_errno = errno ? errno : EIO;
-    xenevtchn_port_or_error_t lp = x->evtchn_bind(b->xce, b->domid, port);
+    xenevtchn_port_or_error_t lp = x->evtchn_bind(b->c.xce, b->c.domid, port);
     if (lp < 0)
         return ivmon__error(m, -errno ? -errno : -EIO,
                             XVCPU_SCHEME ": cannot bind the vm_event channel %u: %s",
                             (unsigned)port, strerror(errno));
     b->lport = lp;
-    b->evtchn_fd = x->evtchn_fd(b->xce);
+    b->evtchn_fd = x->evtchn_fd(b->c.xce);
     vm_event_sring_t *sring = b->page;
     SHARED_RING_INIT(sring);
     BACK_RING_INIT(&b->back, sring, XC_PAGE_SIZE);
-    if (x->monitor_guest_request(b->xch, b->domid, true, b->sync != 0, true) < 0)
+    if (x->monitor_guest_request(b->c.xch, b->c.domid, true, b->sync != 0, true) < 0)
         return ivmon__error(m, -errno ? -errno : -EIO,
-                            XVCPU_SCHEME ": xc_monitor_guest_request(%u): %s", (unsigned)b->domid,
+                            XVCPU_SCHEME ": xc_monitor_guest_request(%u): %s", (unsigned)b->c.domid,
                             strerror(errno));
     b->requests_on = 1;
-    if (b->paused && x->domain_unpause(b->xch, b->domid) == 0)
+    if (b->paused && x->domain_unpause(b->c.xch, b->c.domid) == 0)
         b->paused = 0;
     b->next_check_ns = now_ns() + XVCPU_PERIODIC_MS * 1000000ull;
     return 0;
@@ -201,25 +191,18 @@ static void xvcpu_close(ivmon *m, void *priv)
     struct xen_vcpu *b = priv;
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
     if (b->requests_on)
-        x->monitor_guest_request(b->xch, b->domid, false, b->sync != 0, true);
+        x->monitor_guest_request(b->c.xch, b->c.domid, false, b->sync != 0, true);
     if (b->monitoring)
-        x->monitor_disable(b->xch, b->domid);
+        x->monitor_disable(b->c.xch, b->c.domid);
     if (b->marked)
-        x->xs_rm(b->xs, XBT_NULL, b->mark);
+        x->xs_rm(b->c.xs, XBT_NULL, b->mark);
     if (b->paused)
-        x->domain_unpause(b->xch, b->domid);
+        x->domain_unpause(b->c.xch, b->c.domid);
     if (b->page)
         x->unmap_page(b->page);
     if (b->lport >= 0)
-        x->evtchn_unbind(b->xce, (evtchn_port_t)b->lport);
-    if (b->xce)
-        x->evtchn_close(b->xce);
-    if (b->xs)
-        x->xs_close(b->xs);
-    if (b->xch)
-        x->xc_close(b->xch);
-    if (b->lock_fd >= 0)
-        close(b->lock_fd);
+        x->evtchn_unbind(b->c.xce, (evtchn_port_t)b->lport);
+    ivmon__xen_disconnect(&b->c);
     ivmon__frag_free(b->frag);
 }
 
@@ -258,25 +241,25 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         ivmon__log(m, IVMON_LOG_WARNING,
                    XVCPU_SCHEME ": domain %u: took over the vm_event ring that monitor pid %s "
                                 "left behind; the fragments in it are lost",
-                   (unsigned)b->domid, b->stale_pid);
+                   (unsigned)b->c.domid, b->stale_pid);
         b->stale_pid[0] = '\0';
     }
     if (b->mark_errno) {
         ivmon__log(m, IVMON_LOG_WARNING,
                    XVCPU_SCHEME ": domain %u: cannot write %s (%s): should this monitor die, the "
                                 "next one cannot take its ring over",
-                   (unsigned)b->domid, b->mark, strerror(b->mark_errno));
+                   (unsigned)b->c.domid, b->mark, strerror(b->mark_errno));
         b->mark_errno = 0;
     }
-    ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->xce, b->evtchn_fd, -1));
+    ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->c.xce, b->evtchn_fd, -1));
     uint64_t now = now_ns();
     if (now >= b->next_check_ns) {
         xc_dominfo_t info;
         b->next_check_ns = now + XVCPU_PERIODIC_MS * 1000000ull;
-        int d = x->domain_info(b->xch, b->domid, &info);
+        int d = x->domain_info(b->c.xch, b->c.domid, &info);
         if (d == -ENODEV || (d == 0 && info.dying))
             return ivmon__fail(m, -ENODEV, XVCPU_SCHEME ": domain %u went away",
-                               (unsigned)b->domid);
+                               (unsigned)b->c.domid);
     }
 
     vm_event_sring_t *sring = b->back.sring;
@@ -325,7 +308,7 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         /* Responses visible before Xen is told: RING_PUSH_RESPONSES has the barrier. */
         RING_PUSH_RESPONSES(&b->back);
         sring->req_event = b->back.req_cons + 1;
-        x->evtchn_notify(b->xce, (evtchn_port_t)b->lport);
+        x->evtchn_notify(b->c.xce, (evtchn_port_t)b->lport);
     }
     ivmon__frag_fold_stats(b->frag, m->stats);
     return r < 0 ? r : n;
