@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,31 +30,10 @@
 #include "identity.h"
 #include "record_encode.h"
 #include "synth_record.h"
+#include "uri.h"
 
 #define PROGRAM         "ivmon-vchan-produce"
 #define CONNECT_TIMEOUT 120 /* seconds to wait for the reader */
-
-static uint64_t cpu_ns(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return 0;
-    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t *ret)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
-        fprintf(stderr, PROGRAM ": %s: not a number: %s\n", opt, s);
-        return -EINVAL;
-    }
-    *ret = v;
-    return 0;
-}
 
 /* Sends one record (seq set here) in full. Returns 0 or -1. */
 static int send_record(struct libxenvchan *c, union ivmon_enc_buf *rec, uint64_t seq)
@@ -76,23 +54,15 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c, r = 0;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        if (c == 'n')
-            r = parse_u64("--count", optarg, &count);
-        else if (c == 's')
-            r = parse_u64("--size", optarg, &size);
-        else if (c == 'r')
-            r = parse_u64("--ring", optarg, &ring);
-        else
-            r = -EINVAL;
-        if (r < 0)
-            break;
+    while (r == 0 && (c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        uint64_t *opt = c == 'n' ? &count : c == 's' ? &size : c == 'r' ? &ring : NULL;
+        r = opt ? ivmon_guest_parse_bytes(optarg, opt) : -EINVAL;
     }
     if (r < 0 || optind != argc - 1 || size > SYNTH_SIZE_MAX || ring < 4096 || ring > (1u << 20) ||
         (ring & (ring - 1))) {
         fprintf(stderr,
                 "usage: " PROGRAM " [--count N] [--size BYTES (<= %zu)] [--ring BYTES (a power "
-                "of two, 4K..1M)] XS_PATH\n",
+                "of two, 4K..1M)] XS_PATH\n(numbers may end in K, M or G: 1024-based)\n",
                 (size_t)SYNTH_SIZE_MAX);
         return 2;
     }
@@ -117,7 +87,7 @@ int main(int argc, char **argv)
     if (ivmon_guest_hello_encode(&rec, sizeof rec, 0, PROGRAM) < 0 || send_record(v, &rec, 1) < 0)
         goto broken;
     synth_record_init(&synth, size);
-    uint64_t start = ivmon_guest_monotonic_ns(), cpu0 = cpu_ns();
+    uint64_t start = ivmon_guest_monotonic_ns(), cpu0 = ivmon_guest_cpu_ns();
     for (uint64_t i = 1; i <= count; i++) {
         if (synth_record_encode(&synth, i, &rec) < 0 || send_record(v, &rec, i + 1) < 0)
             goto broken;
@@ -128,7 +98,7 @@ int main(int argc, char **argv)
     char ack;
     if (libxenvchan_recv(v, &ack, 1) != 1)
         goto broken;
-    uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = cpu_ns() - cpu0;
+    uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = ivmon_guest_cpu_ns() - cpu0;
     uint64_t produced = count + 2;
     printf("{\"produced\":%llu,\"dropped\":0,\"file_records\":%llu,\"elapsed_ns\":%llu,"
            "\"cpu_ns\":%llu}\n",

@@ -12,7 +12,7 @@
  * produced is the last sequence number taken; every record takes one (hello, lost reports, file
  * records, heartbeat), so a consumer can check delivered + lost == produced. elapsed_ns runs from
  * the first FILE record to the end of the flush; cpu_ns is this process's user + system time
- * over the same span (getrusage), for the benchmarks' CPU per record.
+ * over the same span, for the benchmarks' CPU per record.
  * Exit status: 0; 1 transport error; 2 usage; 3 the flush timed out (JSON still printed).
  */
 #define _GNU_SOURCE
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,16 +141,6 @@ static void sleep_until(uint64_t target_ns)
         ;
 }
 
-/* This process's user + system CPU time in nanoseconds. */
-static uint64_t cpu_ns(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return 0;
-    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
-}
-
 int main(int argc, char **argv)
 {
     static union ivmon_enc_buf rec;   /* static: 16 KiB */
@@ -178,7 +167,7 @@ int main(int argc, char **argv)
     }
 
     synth_record_init(&synth, o.size);
-    uint64_t start = ivmon_guest_monotonic_ns(), cpu0 = cpu_ns();
+    uint64_t start = ivmon_guest_monotonic_ns(), cpu0 = ivmon_guest_cpu_ns();
     for (uint64_t i = 1; i <= o.count; i++) {
         if (synth_record_encode(&synth, i, &rec) < 0) {
             fprintf(stderr, PROGRAM ": cannot encode record %llu\n", (unsigned long long)i);
@@ -208,7 +197,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": flush timed out: the final heartbeat is not in the ring\n");
         status = 3;
     }
-    uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = cpu_ns() - cpu0;
+    uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = ivmon_guest_cpu_ns() - cpu0;
     struct ivmon_guest_transport_stats st;
     ivmon_guest_transport_get_stats(t, &st);
     printf("{\"produced\":%llu,\"dropped\":%llu,\"file_records\":%llu,\"elapsed_ns\":%llu,"
