@@ -383,13 +383,20 @@ static unsigned xen_put_requests(unsigned records, uint32_t version)
     return n;
 }
 
+/* Domain 12 ("g"), an HVM guest, and a zeroed page for its vm_event ring (fx.vm_page; the test
+ * frees it). */
+static void vcpu_domain(void)
+{
+    fake_xen_add_dom(0, 12, "g");
+    assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
+    memset(fx.vm_page, 0, 4096);
+}
+
 static void test_vcpu_ring_full_and_version(void **state)
 {
     unsigned n = 0;
     uint64_t v;
-    fake_xen_add_dom(0, 12, "g");
-    assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
-    memset(fx.vm_page, 0, 4096);
+    vcpu_domain();
     ivmon *m = NULL;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=1", 0), 0);
     ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
@@ -448,9 +455,7 @@ static void test_vcpu_takeover(void **state)
     char want[32], logged[256] = "";
     unsigned n = 0;
     uint64_t v;
-    fake_xen_add_dom(0, 12, "g");
-    assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
-    memset(fx.vm_page, 0, 4096);
+    vcpu_domain();
 
     /* a serving session marks the domain with its pid, and takes the mark away when it closes */
     ivmon *m = NULL;

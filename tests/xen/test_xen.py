@@ -88,15 +88,6 @@ def check_first_monitor(t, x, name, uri):
     return second
 
 
-def covered(evs):
-    seen, lost = set(), set()
-    for e in evs:
-        seen.add(e["seq"])
-        if e["type"] == "lost" and e["reason"] == "ring_full":
-            lost.update(range(e["first_seq"], e["last_seq"] + 1))
-    return seen, lost
-
-
 def check_restart_and_destroy(t, x, w1_second):
     uri, bad = "xen+shm:g-shm", "xen+shm:g-vcpu"
     stats = x.stats("w2.err")
@@ -121,8 +112,8 @@ def check_restart_and_destroy(t, x, w1_second):
     resumed = [e for e in evs if e["type"] == "file" and e["seq"] > gap_end and e["comm"] == "wl-steady"]
     if len(resumed) < 30:
         t.fail("restart: events did not resume after the gap (%d file events after seq %d)" % (len(resumed), gap_end))
-    seen1, _ = covered(w1_second)
-    seen2, lost2 = covered(evs)
+    seen1, _ = vmlib.covered(w1_second)
+    seen2, lost2 = vmlib.covered(evs)
     last = max(seen2)
     hole = set(range(1, last + 1)) - seen1 - seen2 - lost2
     if hole:
