@@ -20,8 +20,15 @@
  * a hypercall returns at once; when Xen's vm_event ring is full, the vCPU waits in Xen for a
  * slot, so nothing is dropped in transit. A hypercall that fails (privcmd refusing, say) keeps
  * its record and fragment for the next doorbell, and the failure goes back to transport.c,
- * which retries and counts it; the agent reports it on its console. What Xen cannot tell us:
- * with no monitor serving the domain, the hypercall succeeds and the request goes nowhere.
+ * which retries and counts it; the agent reports it on its console.
+ *
+ * What Xen cannot tell us: with no monitor serving the domain, the hypercall succeeds and the
+ * request goes nowhere. So the doorbell sends only while the monitor's mark is in XenStore
+ * (IVMON_XEN_XS_VCPU_MONITOR under our home, which the monitor writes once our requests reach it
+ * and removes first when it stops), looked at through /dev/xen/xenbus at most every
+ * MARK_RECHECK_MS. Without it the doorbell stays pending (-EAGAIN) and the records wait in the
+ * private ring, which in drop mode drops and counts what does not fit, as any ring does while
+ * its consumer is away; the loss report goes out once a monitor is there.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,8 +40,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "identity.h"
 #include "ivmon/fragment.h"
+#include "ivmon/xen.h"
 #include "transport_backend.h"
+#include "xenbus.h"
 
 #define PRIVCMD_DEV            "/dev/xen/privcmd"
 #define HYPERVISOR_xen_version 17
@@ -43,6 +53,7 @@
 #define XENVER_version         0
 #define FRAG_WORDS             2 /* r10, r8 */
 #define LOCAL_RING_DATA        (64u << 10)
+#define MARK_RECHECK_MS        100 /* how old our knowledge of the monitor's mark may be */
 
 /* From Linux's <xen/privcmd.h> (uapi), which includes kernel-only Xen headers: the hypercall
  * ioctl's argument, a stable kernel ABI. */
@@ -54,6 +65,9 @@ struct privcmd_hypercall_arg {
 
 struct xen_vcpu_state {
     int fd;
+    struct ivmon_xenbus xb; /* to look at the monitor's mark */
+    int monitor;            /* the mark was there when last looked at, mark_ns */
+    uint64_t mark_ns;
     void *region;
     struct ivmon_ring ring; /* our own consumer view of the private ring */
     /* The record being sent, taken off the private ring: a hypercall that fails leaves it here
@@ -91,6 +105,7 @@ static int xen_vcpu_open(void *priv, const struct ivmon_guest_uri *u, int lossle
     const char *why = "invalid ring";
 
     s->fd = -1;
+    s->xb.fd = -1;
     if (is_pv_guest()) {
         snprintf(err, errlen,
                  "xen+vcpu: this is a PV guest, and xen+vcpu needs PVH or HVM (Xen has no "
@@ -114,6 +129,12 @@ static int xen_vcpu_open(void *priv, const struct ivmon_guest_uri *u, int lossle
                  PRIVCMD_DEV, strerror(e));
         return -e;
     }
+    int r = ivmon_xenbus_open(&s->xb);
+    if (r < 0) {
+        snprintf(err, errlen, "xen+vcpu: /dev/xen/xenbus: %s (mount xenfs or load xenfs?)",
+                 strerror(-r));
+        return r;
+    }
     size_t region = IVMON_RING_HDR_SIZE + LOCAL_RING_DATA;
     s->region = aligned_alloc(IVMON_RING_HDR_SIZE, region);
     if (!s->region) {
@@ -121,7 +142,7 @@ static int xen_vcpu_open(void *priv, const struct ivmon_guest_uri *u, int lossle
         return -ENOMEM;
     }
     memset(s->region, 0, region);
-    int r = ivmon_ring_format(s->region, region, lossless ? IVMON_RING_LOSSLESS : 0);
+    r = ivmon_ring_format(s->region, region, lossless ? IVMON_RING_LOSSLESS : 0);
     if (r == 0)
         r = ivmon_ring_attach(&s->ring, s->region, region, &why);
     if (r == 0)
@@ -152,6 +173,18 @@ static int send_record(struct xen_vcpu_state *s)
     }
 }
 
+/* Whether a monitor serves us: its mark, looked at again once MARK_RECHECK_MS have passed. */
+static int monitor_there(struct xen_vcpu_state *s)
+{
+    uint64_t now = ivmon_guest_monotonic_ns();
+    if (s->mark_ns && now - s->mark_ns < MARK_RECHECK_MS * 1000000ull)
+        return s->monitor;
+    char pid[32];
+    s->monitor = ivmon_xenbus_read(&s->xb, IVMON_XEN_XS_VCPU_MONITOR, pid, sizeof pid) > 0;
+    s->mark_ns = now;
+    return s->monitor;
+}
+
 static int xen_vcpu_doorbell(void *priv, const struct ivmon_ring_hdr *hdr)
 {
     struct xen_vcpu_state *s = priv;
@@ -166,7 +199,10 @@ static int xen_vcpu_doorbell(void *priv, const struct ivmon_ring_hdr *hdr)
             ivmon_frag_writer_init(&s->w, s->rec, (uint32_t)len, FRAG_WORDS);
             s->sending = 1;
         }
-        r = send_record(s);
+        if (!monitor_there(s))
+            r = -EAGAIN; /* the record waits here, the rest in the ring; the transport retries */
+        else
+            r = send_record(s);
     }
     /* The record in progress was copied out: its ring space can go to the producer. */
     ivmon_ring_consumer_commit(&s->ring);
@@ -182,6 +218,7 @@ static void xen_vcpu_close(void *priv)
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+    ivmon_xenbus_close(&s->xb);
     free(s->region);
     s->region = NULL;
 }

@@ -23,16 +23,18 @@
  *            slot free only once it is answered, sync or not), notify Xen once per batch.
  *   close    guest requests off, monitor off, ring unmapped.
  *
+ * While a session serves the ring it keeps a mark in XenStore, /local/domain/<id>/
+ * ivmon-vcpu-monitor (IVMON_XEN_XS_VCPU_MONITOR: its pid; dom0's to write, the guest can only
+ * read it), written once guest requests reach us and removed first at close. The agent sends
+ * only while the mark is there (without a monitor Xen would drop its requests without a trace).
  * A monitor that dies without closing (SIGKILL, a crash) leaves the vm_event ring enabled with
  * nobody answering it: once it is full, Xen pauses the guest's vCPUs, and xc_monitor_enable
- * answers EBUSY to everyone after. So while a session serves the ring it keeps a mark in
- * XenStore, /local/domain/<id>/ivmon-vcpu-monitor (its pid; dom0's to write, the guest can only
- * read it), and an open that meets EBUSY and that mark, holding the one-consumer lock (so the
- * marker is gone), takes the ring over: with the domain paused, it disables the stale ring
- * (which unpauses the vCPUs) and enables a new one, so that no guest request falls in between.
- * The fragments that were in the stale ring are lost; the record they belonged to never
- * completes (frag_unmatched counts its other fragments). Without the mark the ring belongs to
- * another program (xen-access, a VMI tool), and the open fails with -EBUSY.
+ * answers EBUSY to everyone after. An open that meets EBUSY and the mark, holding the
+ * one-consumer lock (so the marker is gone), takes the ring over: with the domain paused, it
+ * disables the stale ring (which unpauses the vCPUs) and enables a new one, so that no guest
+ * request falls in between. The fragments that were in the stale ring are lost; the record they
+ * belonged to never completes (frag_unmatched counts its other fragments). Without the mark the
+ * ring belongs to another program (xen-access, a VMI tool), and the open fails with -EBUSY.
  *
  * A full ring is Xen's business: the guest's vCPU waits in the hypervisor for a free slot, so no
  * fragment is lost; each process call takes at most the budget's worth of requests, so a
@@ -40,9 +42,8 @@
  * input like any other: only the reassembler interprets it, and it counts everything it refuses.
  * The domain going away (seen at the periodic check) ends the session with -ENODEV.
  *
- * While no session serves the domain (none started yet, or the last one closed), Xen returns
- * from the guest's hypercall without a trace, and the agent cannot tell: what it sends then is
- * lost without being counted on either side. docs/XEN.md says so.
+ * While no session serves the domain Xen returns from the guest's hypercall without a trace;
+ * the mark is how the agent knows (docs/XEN.md has the one window that remains: a clean stop).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@
 
 #include "fragment.h"
 #include "internal.h"
+#include "ivmon/xen.h"
 #include "xen/xen_common.h"
 
 #include <xen/vm_event.h> /* after xenctrl.h (xen_common.h), which it needs */
@@ -60,7 +62,6 @@
 #define XVCPU_WORDS           2   /* r10, r8 */
 #define XVCPU_PERIODIC_MS     500 /* how often to look whether the domain is still there */
 #define XVCPU_REQS_PER_RECORD 8   /* requests taken per call: budget records' worth, bounded */
-#define XVCPU_MARK            "ivmon-vcpu-monitor" /* under the guest's home: a serving pid */
 
 struct xen_vcpu {
     struct ivmon_xen_conn c;
@@ -74,7 +75,6 @@ struct xen_vcpu {
     char mark[64];
     /* Said through the log at the first process call: at open there is no log sink yet. */
     char stale_pid[32]; /* the pid in the mark of the monitor whose ring we took over */
-    int mark_errno;     /* why our mark could not be written */
     struct ivmon_frag *frag;
     uint64_t next_check_ns;
 };
@@ -105,6 +105,7 @@ static int take_over(ivmon *m, struct xen_vcpu *b, uint32_t *port)
                             XVCPU_SCHEME ": domain %u: cannot disable the vm_event ring monitor "
                                          "pid %s left behind: %s",
                             (unsigned)b->c.domid, pid, strerror(errno));
+    b->marked = 1; /* the stale mark is ours to remove, should this open fail from here */
     b->page = x->monitor_enable(b->c.xch, b->c.domid, port);
     if (!b->page)
         return ivmon__error(m, -errno ? -errno : -EIO,
@@ -143,28 +144,24 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
     if (r < 0)
         return ivmon__error(m, r, XVCPU_SCHEME ": reassembler for %u vCPUs: %s",
                             info.max_vcpu_id + 1, strerror(-r));
-    snprintf(b->mark, sizeof b->mark, "/local/domain/%u/" XVCPU_MARK, (unsigned)b->c.domid);
+    snprintf(b->mark, sizeof b->mark, "/local/domain/%u/" IVMON_XEN_XS_VCPU_MONITOR,
+             (unsigned)b->c.domid);
     b->page = x->monitor_enable(b->c.xch, b->c.domid, &port);
     if (!b->page) {
         int e = errno;
         r = e == EBUSY ? take_over(m, b, &port) : 0;
         if (r < 0)
             return r;
-        if (r == 0 && e == EBUSY)
+        if (!b->page && e == EBUSY)
             return ivmon__error(m, -EBUSY,
                                 XVCPU_SCHEME ": domain %u already has a vm_event monitor (another "
                                              "program, e.g. xen-access or a VMI tool)",
                                 (unsigned)b->c.domid);
-        if (r == 0)
+        if (!b->page)
             return ivmon__error(m, e ? -e : -EIO, XVCPU_SCHEME ": xc_monitor_enable(%u): %s",
                                 (unsigned)b->c.domid, strerror(e));
     }
     b->monitoring = 1;
-    char pid[32];
-    snprintf(pid, sizeof pid, "%ld", (long)getpid());
-    b->marked = x->xs_write(b->c.xs, XBT_NULL, b->mark, pid, (unsigned)strlen(pid));
-    if (!b->marked)
-        b->mark_errno = errno ? errno : EIO;
     xenevtchn_port_or_error_t lp = x->evtchn_bind(b->c.xce, b->c.domid, port);
     if (lp < 0)
         return ivmon__error(m, -errno ? -errno : -EIO,
@@ -180,6 +177,15 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
                             XVCPU_SCHEME ": xc_monitor_guest_request(%u): %s", (unsigned)b->c.domid,
                             strerror(errno));
     b->requests_on = 1;
+    /* Last: the agent sends once it sees the mark, and every request from then on reaches us. */
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    if (!x->xs_write(b->c.xs, XBT_NULL, b->mark, pid, (unsigned)strlen(pid)))
+        return ivmon__error(m, -errno ? -errno : -EIO,
+                            XVCPU_SCHEME ": domain %u: cannot write %s (the agent sends only while "
+                                         "it is there): %s",
+                            (unsigned)b->c.domid, b->mark, strerror(errno));
+    b->marked = 1;
     if (b->paused && x->domain_unpause(b->c.xch, b->c.domid) == 0)
         b->paused = 0;
     b->next_check_ns = now_ns() + XVCPU_PERIODIC_MS * 1000000ull;
@@ -190,12 +196,13 @@ static void xvcpu_close(ivmon *m, void *priv)
 {
     struct xen_vcpu *b = priv;
     const struct ivmon_xen_sys *x = ivmon__xen_sys;
+    /* The mark goes first, so that the agent stops sending before requests go nowhere. */
+    if (b->marked)
+        x->xs_rm(b->c.xs, XBT_NULL, b->mark);
     if (b->requests_on)
         x->monitor_guest_request(b->c.xch, b->c.domid, false, b->sync != 0, true);
     if (b->monitoring)
         x->monitor_disable(b->c.xch, b->c.domid);
-    if (b->marked)
-        x->xs_rm(b->c.xs, XBT_NULL, b->mark);
     if (b->paused)
         x->domain_unpause(b->c.xch, b->c.domid);
     if (b->page)
@@ -243,13 +250,6 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
                                 "left behind; the fragments in it are lost",
                    (unsigned)b->c.domid, b->stale_pid);
         b->stale_pid[0] = '\0';
-    }
-    if (b->mark_errno) {
-        ivmon__log(m, IVMON_LOG_WARNING,
-                   XVCPU_SCHEME ": domain %u: cannot write %s (%s): should this monitor die, the "
-                                "next one cannot take its ring over",
-                   (unsigned)b->c.domid, b->mark, strerror(b->mark_errno));
-        b->mark_errno = 0;
     }
     ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->c.xce, b->evtchn_fd, -1));
     uint64_t now = now_ns();

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The Xen transports' rendezvous: the XenStore keys a guest agent publishes for xen+shm: and the
- * limits the host enforces on them. Shared verbatim by the host library (backends/xen/) and the
- * guest agent (guest/transport_xen_shm.c), like proto.h; docs/PROTOCOL.md ("Xen") describes
- * every key. Macros only, no dependencies, so a kernel module or another agent can use it.
+ * limits the host enforces on them, and the key a xen+vcpu: monitor keeps while it serves.
+ * Shared verbatim by the host library (backends/xen/) and the guest agent
+ * (guest/transport_xen_shm.c, guest/transport_xen_vcpu.c), like proto.h; docs/PROTOCOL.md
+ * ("Xen") describes every key. Macros only, no dependencies, so a kernel module or another agent
+ * can use it.
  *
  * Everything here is written by the guest and read by dom0: the host treats every value as
  * hostile text and parses it strictly (decimal, no sign, no spaces, no leading zeros, bounded).
@@ -43,5 +45,11 @@
 
 /* Longest value the host reads for any key (a gref/K list, the longest, needs 128 * 11). */
 #define IVMON_XEN_XS_VALUE_MAX 2048u
+
+/* xen+vcpu: relative to the guest's home, written by the monitor in dom0 (the guest may read it,
+ * not write it): the monitor's pid, present from the moment guest requests reach it until it
+ * stops serving. A monitor that dies leaves it, and the next one takes the ring over. The agent
+ * sends only while it is there: without a monitor Xen drops guest requests without a trace. */
+#define IVMON_XEN_XS_VCPU_MONITOR "ivmon-vcpu-monitor"
 
 #endif /* IVMON_XEN_H */

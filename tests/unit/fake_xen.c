@@ -181,6 +181,10 @@ static char **f_xs_directory(struct xs_handle *xs, xs_transaction_t t, const cha
 static bool f_xs_write(struct xs_handle *xs, xs_transaction_t t, const char *path, const void *data,
                        unsigned int len)
 {
+    if (fx.write_fails) {
+        errno = EACCES;
+        return false;
+    }
     fake_xen_set_bytes(path, data, len);
     return true;
 }

@@ -45,6 +45,7 @@ struct fake_xen {
     const char *watches[FAKE_XEN_WATCHES][2]; /* queued watch events: path, token */
     unsigned nwatch;
     int map_fails, bind_fails;           /* make every grant map / event channel bind fail */
+    int write_fails;                     /* make every XenStore write fail (EACCES) */
     unsigned maps, unmaps, binds;        /* calls seen */
     int monitor_on;                      /* a vm_event ring is enabled (one domain at a time) */
     unsigned disables, pauses, unpauses; /* monitor_disable, domain_pause, domain_unpause */

@@ -457,8 +457,17 @@ static void test_vcpu_takeover(void **state)
     uint64_t v;
     vcpu_domain();
 
-    /* a serving session marks the domain with its pid, and takes the mark away when it closes */
+    /* the agent sends only while the mark is there: a session that cannot write it does not
+     * open, and gives the ring back */
     ivmon *m = NULL;
+    fx.write_fails = 1;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), -EACCES);
+    assert_non_null(strstr(ivmon_open_error(), "cannot write /local/domain/12/ivmon-vcpu-monitor"));
+    assert_int_equal(fx.monitor_on, 0);
+    fx.write_fails = 0;
+    unsigned disables = fx.disables;
+
+    /* a serving session marks the domain with its pid, and takes the mark away when it closes */
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), 0);
     char *mark = mark_value();
     snprintf(want, sizeof want, "%ld", (long)getpid());
@@ -473,14 +482,14 @@ static void test_vcpu_takeover(void **state)
     fx.monitor_on = 1;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), -EBUSY);
     assert_non_null(strstr(ivmon_open_error(), "already has a vm_event monitor"));
-    assert_int_equal(fx.disables, 1); /* the close above only */
+    assert_int_equal(fx.disables, disables + 1); /* the close above only */
     assert_int_equal(fx.pauses, 0);
 
     /* the ring of an ivmon monitor that died (its mark is left): taken over, the domain paused
      * from before the old ring goes until guest requests are on again */
     fake_xen_set("/local/domain/12/ivmon-vcpu-monitor", "4242");
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=4", 0), 0);
-    assert_int_equal(fx.disables, 2);
+    assert_int_equal(fx.disables, disables + 2);
     assert_int_equal(fx.pauses, 1);
     assert_int_equal(fx.unpauses, 1);
     mark = mark_value();
