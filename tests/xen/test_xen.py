@@ -211,7 +211,9 @@ def main():
     t = vmlib.Test("xen", a.workdir)
     here = os.path.dirname(os.path.abspath(__file__))
     x = xenlib.XenRun(t, a.agent, a.watch, os.path.join(here, "dom0-run.sh"))
-    x.boot("xt.vcpu=%d xt.steady=24 xt.vsteady=16,10" % a.vcpu, timeout=900)
+    # The steps linger 2 s: the agent reads /proc when it handles an event, and a xen+vcpu agent
+    # waits whenever dom0 falls behind (guest/image/workloads/xen.sh).
+    x.boot("xt.vcpu=%d xt.steady=24 xt.vsteady=16,10 xt.linger=2000" % a.vcpu, timeout=900)
     if x.errors():
         t.fail("dom0 reported: %s" % "; ".join(x.errors()))
     w1_second = check_first_monitor(t, x, "w1", "xen+shm:g-shm")

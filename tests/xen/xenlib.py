@@ -19,8 +19,11 @@ between contexts -- a checker that loads xmm/ymm registers, spins and reads them
 processes' data in them in 35 of 60 rounds in dom0, and processes in dom0 and in the guests
 died at random (SIGSEGV, "malloc(): invalid size") --, and every PVH guest started while
 another guest ran triple-faulted in early boot. Xen's `spec-ctrl=eager-fpu` cured the
-registers but not the triple faults; with `qemu64,+svm,+npt` neither happened (checkers clean in
-dom0 and in three guests booted 4 s apart), and it needs no `smap=0`.
+registers but not the triple faults. With `qemu64,+svm,+npt` the registers stay clean (checkers
+in dom0 and in three guests booted 4 s apart) and no `smap=0` is needed; PVH triple faults
+became rare (3 of 27 boots, all in the kernel's PIT calibration loop, whose ~100k I/O exits a
+PVH guest without a PIT spins through, all while its vm_event monitor was being enabled), so
+dom0-run.sh boots the PVH guest alone and starts its monitor once its kernel is up.
 """
 import io
 import os
