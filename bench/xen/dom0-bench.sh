@@ -3,13 +3,15 @@
 #
 # dom0-bench.sh: dom0's half of the Xen bench (bench/xen/run.sh, through tests/xen/xenlib.py).
 # One PVH guest runs guest/image/workloads/bench-xen.sh: the same records over xen+shm:,
-# xen+vcpu: and libxenvchan in turn. The three readers (ivmon-bench-xen-read) start as soon as
-# the guest exists and wait for their producer; each samples the guest's vCPU time over its span.
+# xen+vcpu: and libxenvchan in turn. The three readers (ivmon-bench-xen-read) start once the
+# guest's kernel is up (enabling the vm_event monitor during its early boot has triple-faulted
+# it under TCG: tests/xen/dom0-run.sh) and wait for their producer; each samples the guest's
+# vCPU time over its span.
 # Results (the readers' JSON, the guest console, the machine's state) go to /results, written as
 # a tar archive onto /dev/vda at the end. Kernel command line: xb.args=SIZE,SHM,VCPU,VCHAN.
 export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin:/usr/bin:/usr/sbin
 R=/results
-args=128,150000,3000,150000
+args=128,150000,600,150000
 for w in $(cat /proc/cmdline); do
     case $w in
     xb.args=*) args=${w#*=} ;;
@@ -33,6 +35,11 @@ cat /proc/loadavg >$R/loadavg-start
 if xl create /etc/xen/gb.cfg >$R/xl-create.log 2>&1; then
     d=$(xl domid gb)
     T CREATED "domid=$d"
+    n=0
+    while ! grep -q IVMON-BOOTED /var/log/xen/console/guest-gb.log 2>/dev/null && [ $n -lt 600 ]; do
+        n=$((n + 1))
+        sleep 0.2
+    done
     ivmon-bench-xen-read --domid "$d" xen+shm:gb >$R/read-shm.json 2>$R/read-shm.err &
     p1=$!
     ivmon-bench-xen-read --domid "$d" xen+vcpu:gb >$R/read-vcpu.json 2>$R/read-vcpu.err &

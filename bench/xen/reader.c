@@ -35,7 +35,7 @@
 #include "ivmon/ivmon.h"
 #include "xen/xen_sys.h" /* first of the Xen headers: it asks for the tools-only parts */
 
-#include <libxenvchan.h>
+#include "vchan_io.h"
 
 #define PROGRAM "ivmon-bench-xen-read"
 
@@ -44,7 +44,8 @@ struct run {
     xc_interface *xch; /* with --domid: the domain whose vCPU time is sampled */
     uint32_t domid;
     uint64_t guest_first, guest_last;
-    uint64_t next_seq; /* the seq the next record must carry */
+    uint64_t deadline, alive_ns; /* vchan: give up then; last look at the domain */
+    uint64_t next_seq;           /* the seq the next record must carry */
     uint64_t files;
     uint64_t t_first, t_last, cpu_first;
     int done;
@@ -145,6 +146,22 @@ static int read_session(struct run *r, uint64_t deadline, uint64_t *ret_wakeups,
     return r->done ? 0 : -1;
 }
 
+/* vchan_read_all's question between waits: is the producer's domain still there, and is there
+ * time left? Asks Xen at most once a second. */
+static int vchan_alive(void *arg)
+{
+    struct run *r = arg;
+    uint64_t now = mono_ns();
+    if (now >= r->deadline)
+        return 0;
+    if (r->xch && now - r->alive_ns >= 1000000000u) {
+        xc_dominfo_t info;
+        r->alive_ns = now;
+        return ivmon__xen_sys->domain_info(r->xch, r->domid, &info) == 0 && !info.dying;
+    }
+    return 1;
+}
+
 static int read_vchan(struct run *r, uint64_t deadline)
 {
     static union {
@@ -162,6 +179,12 @@ static int read_vchan(struct run *r, uint64_t deadline)
     const char *path = end + 1;
     struct libxenvchan *v;
     while (!(v = libxenvchan_client_init(NULL, (int)domid, path))) {
+        xc_dominfo_t info;
+        if (r->xch && ivmon__xen_sys->domain_info(r->xch, r->domid, &info) < 0) {
+            snprintf(r->why, sizeof r->why, "domain %u went away before its vchan came",
+                     (unsigned)r->domid);
+            return -1;
+        }
         if (mono_ns() >= deadline) {
             snprintf(r->why, sizeof r->why, "no vchan at %s: %s", path, strerror(errno));
             return -1;
@@ -169,17 +192,19 @@ static int read_vchan(struct run *r, uint64_t deadline)
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
     }
-    v->blocking = 1;
+    v->blocking = 0; /* vchan_io.h waits, a bounded time at once */
+    r->deadline = deadline;
     while (!r->done) {
         const char *why = NULL;
-        if (libxenvchan_recv(v, &rec.hdr, sizeof rec.hdr) != (int)sizeof rec.hdr) {
-            snprintf(r->why, sizeof r->why, "the vchan closed before the final heartbeat");
+        if (vchan_read_all(v, &rec.hdr, sizeof rec.hdr, vchan_alive, r) < 0) {
+            snprintf(r->why, sizeof r->why,
+                     "the vchan closed, or the guest went away, before the final heartbeat");
             break;
         }
         uint32_t len = rec.hdr.len;
         if (len < sizeof rec.hdr || len > sizeof rec ||
-            libxenvchan_recv(v, rec.bytes + sizeof rec.hdr, len - sizeof rec.hdr) !=
-                (int)(len - sizeof rec.hdr)) {
+            vchan_read_all(v, rec.bytes + sizeof rec.hdr, len - sizeof rec.hdr, vchan_alive, r) <
+                0) {
             snprintf(r->why, sizeof r->why, "a record of %u bytes", (unsigned)len);
             break;
         }
@@ -192,7 +217,7 @@ static int read_vchan(struct run *r, uint64_t deadline)
             break;
     }
     /* The producer waits for this byte: its clock stops when everything was checked. */
-    if (r->done && libxenvchan_send(v, "K", 1) != 1) {
+    if (r->done && vchan_write_all(v, "K", 1) < 0) {
         snprintf(r->why, sizeof r->why, "cannot answer the producer");
         r->done = 0;
     }

@@ -2,8 +2,9 @@
 /*
  * ivmon-vchan-produce: the conventional alternative in the Xen bench (bench/xen/run.sh). The same
  * records as ivmon-produce (guest/tools/synth_record.h) written into a libxenvchan stream, one
- * blocking libxenvchan_write per record, as a program that hands its records to an existing
- * Xen channel would; the dom0 reader (bench/xen/reader.c) decodes and checks them.
+ * libxenvchan_write per record (more only while the ring is full; vchan_io.h), as a program that
+ * hands its records to an existing Xen channel would; the dom0 reader (bench/xen/reader.c)
+ * decodes and checks them.
  *
  *   ivmon-vchan-produce [--count N] [--size BYTES] [--ring BYTES] XS_PATH
  *
@@ -25,12 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libxenvchan.h>
-
 #include "identity.h"
 #include "record_encode.h"
 #include "synth_record.h"
 #include "uri.h"
+#include "vchan_io.h"
 
 #define PROGRAM         "ivmon-vchan-produce"
 #define CONNECT_TIMEOUT 120 /* seconds to wait for the reader */
@@ -39,7 +39,7 @@
 static int send_record(struct libxenvchan *c, union ivmon_enc_buf *rec, uint64_t seq)
 {
     rec->hdr.seq = seq;
-    return libxenvchan_write(c, rec, rec->hdr.len) == (int)rec->hdr.len ? 0 : -1;
+    return vchan_write_all(c, rec, rec->hdr.len);
 }
 
 int main(int argc, char **argv)
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": libxenvchan_server_init(%s): %s\n", path, strerror(errno));
         return 1;
     }
-    v->blocking = 1;
+    v->blocking = 0; /* vchan_io.h waits, a bounded time at once */
     for (int i = 0; libxenvchan_is_open(v) == 2; i++) {
         if (i > CONNECT_TIMEOUT * 10) {
             fprintf(stderr, PROGRAM ": no reader connected to %s\n", path);
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         send_record(v, &rec, count + 2) < 0)
         goto broken;
     char ack;
-    if (libxenvchan_recv(v, &ack, 1) != 1)
+    if (vchan_read_all(v, &ack, 1, NULL, NULL) < 0)
         goto broken;
     uint64_t elapsed = ivmon_guest_monotonic_ns() - start, cpu = ivmon_guest_cpu_ns() - cpu0;
     uint64_t produced = count + 2;

@@ -20,10 +20,16 @@ processes' data in them in 35 of 60 rounds in dom0, and processes in dom0 and in
 died at random (SIGSEGV, "malloc(): invalid size") --, and every PVH guest started while
 another guest ran triple-faulted in early boot. Xen's `spec-ctrl=eager-fpu` cured the
 registers but not the triple faults. With `qemu64,+svm,+npt` the registers stay clean (checkers
-in dom0 and in three guests booted 4 s apart) and no `smap=0` is needed; PVH triple faults
-became rare (3 of 27 boots, all in the kernel's PIT calibration loop, whose ~100k I/O exits a
-PVH guest without a PIT spins through, all while its vm_event monitor was being enabled), so
-dom0-run.sh boots the PVH guest alone and starts its monitor once its kernel is up.
+in dom0 and in three guests booted 4 s apart) and no `smap=0` is needed, but PVH guests still
+triple-faulted now and then under multi-threaded TCG: in the kernel's PIT calibration loop
+(~100k I/O exits) while its vm_event monitor was being enabled, at a process's first SSE
+instruction, right after xen+vcpu's `vmmcall`, during a ring takeover -- each time around a
+domain pause or a vCPU being paused and woken, and in the worst case the saved guest state held
+Xen's own RIP and CR3. Single-threaded TCG (`thread=single`) serializes the two emulated CPUs:
+no triple fault since, in the label and in three bench runs of 27,000 xen+vcpu traps each, for
+about half the speed. Xen also runs with `spec-ctrl=eager-fpu` (no lazy FPU switching, no #NM
+intercepts), and dom0-run.sh boots the PVH guest alone and starts its monitor once its kernel is
+up.
 """
 import io
 import os
@@ -38,8 +44,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 import vmlib  # noqa: E402
 
 XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcpus=2 loglvl=all "
-            "guest_loglvl=all noreboot")
+            "guest_loglvl=all noreboot spec-ctrl=eager-fpu")
 CPU = "qemu64,+svm,+npt"  # SVM with nested paging for PVH; see above for why not "max"
+TCG = "tcg,thread=single"  # see above for why not thread=multi
 GUEST_MODULES = "xen-evtchn xen-gntalloc xen-privcmd"
 RESULTS_MB = 64
 
@@ -77,7 +84,7 @@ class XenRun:
 
     def command(self, dom0_args):
         dom0 = "console=hvc0 earlyprintk=xen " + dom0_args
-        return [vmlib.QEMU, "-accel", "tcg,thread=multi", "-machine", "pc", "-cpu", CPU,
+        return [vmlib.QEMU, "-accel", TCG, "-machine", "pc", "-cpu", CPU,
                 "-smp", "2", "-m", "2048", "-nographic", "-monitor", "none", "-no-reboot",
                 "-nic", "none", "-serial", "file:" + self.serial,
                 "-kernel", os.path.join(self.imgdir, "xen"), "-append", XEN_ARGS,

@@ -17,6 +17,6 @@ produce() { # CASE COMMAND...
     [ $_rc = 0 ] || ivmon_mark ERROR "bench case $_case: $* exited $_rc"
 }
 produce shm /bin/ivmon-produce --count "${2:-150000}" --size "$size" --lossless xen+shm:
-produce vcpu /bin/ivmon-produce --count "${3:-3000}" --size "$size" --lossless xen+vcpu:
+produce vcpu /bin/ivmon-produce --count "${3:-600}" --size "$size" --lossless xen+vcpu:
 produce vchan /bin/ivmon-vchan-produce --count "${4:-150000}" --size "$size" --ring 262144 \
     data/ivmon-bench-vchan
