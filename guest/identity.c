@@ -37,6 +37,11 @@ uint64_t ivmon_guest_monotonic_ns(void)
     return clock_ns(CLOCK_MONOTONIC);
 }
 
+uint64_t ivmon_guest_cpu_ns(void)
+{
+    return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -12,6 +12,10 @@ uint64_t ivmon_guest_realtime_ns(void);
 /* CLOCK_MONOTONIC in nanoseconds: for timeouts and rate limits. */
 uint64_t ivmon_guest_monotonic_ns(void);
 
+/* This process's CPU time (user + system, CLOCK_PROCESS_CPUTIME_ID) in nanoseconds: for the
+ * tools' CPU per record. */
+uint64_t ivmon_guest_cpu_ns(void);
+
 /* Reads the kernel's boot id (/proc/sys/kernel/random/boot_id, a UUID) as 16 bytes.
  * Returns 0, or a negative errno (-EBADMSG if the file does not hold a UUID). */
 int ivmon_guest_boot_id(uint8_t ret[16]);

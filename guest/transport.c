@@ -34,6 +34,8 @@ static const struct ivmon_guest_backend *const backends[] = {
 #ifdef IVMON_GUEST_HAVE_KVM_HCALL
     &ivmon_guest_backend_kvm_hcall,
 #endif
+    &ivmon_guest_backend_xen_shm,
+    &ivmon_guest_backend_xen_vcpu,
 };
 
 struct ivmon_guest_transport {
@@ -152,9 +154,14 @@ static void deliver_pending(struct ivmon_guest_transport *t)
     if (r == 0) {
         t->doorbell_pending = 0;
         t->st.doorbells++;
-    } else if (r != -EAGAIN) {
-        t->doorbell_pending = 0; /* -ENOTCONN or broken: nobody to wake */
+    } else if (r == -ENOTCONN) {
+        t->doorbell_pending = 0; /* nobody to wake */
         t->st.doorbell_misses++;
+    } else if (r != -EAGAIN) {
+        /* Failed: it stays pending (the records are still in the ring), and the failure is
+         * counted for the caller to report. */
+        t->st.doorbell_errors++;
+        t->st.last_doorbell_error = r;
     }
 }
 

@@ -39,6 +39,8 @@ struct ivmon_guest_transport_stats {
     uint64_t dropped;         /* records dropped because the ring was full (drop mode) */
     uint64_t doorbells;       /* doorbells delivered to a consumer */
     uint64_t doorbell_misses; /* doorbells wanted that found no consumer to deliver to */
+    uint64_t doorbell_errors; /* doorbell attempts that failed (retried; nothing is dropped) */
+    int last_doorbell_error;  /* the negative errno of the last failed attempt, or 0 */
     uint64_t full_waits;      /* lossless mode: emits that had to wait for room */
     uint64_t ring_size;       /* ring data bytes; a stream: bytes it queues while the port is full;
                                * 0 for a register transport */

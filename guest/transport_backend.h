@@ -38,7 +38,10 @@ struct ivmon_guest_backend {
     /* Ring backends. Wakes the consumer. hdr is the shared ring header (a consumer generation).
      * Returns 0 delivered; -EAGAIN not deliverable yet (connecting, rate limited): the caller
      * keeps it pending and retries; -ENOTCONN no consumer is listening: the caller forgets it,
-     * because a consumer that starts later drains the ring before it first sleeps. */
+     * because a consumer that starts later drains the ring before it first sleeps; any other
+     * negative errno: the doorbell failed for that reason (a hypercall refused, say), the
+     * records it should have announced or carried are still in the ring, and the caller keeps
+     * it pending, retries and reports the failure (doorbell_errors, last_doorbell_error). */
     int (*doorbell)(void *priv, const struct ivmon_ring_hdr *hdr);
 
     /* Releases what open, open_record or open_stream acquired. Must not touch the ring
@@ -73,5 +76,7 @@ extern const struct ivmon_guest_backend ivmon_guest_backend_virtio_serial;
 #ifdef IVMON_GUEST_HAVE_KVM_HCALL
 extern const struct ivmon_guest_backend ivmon_guest_backend_kvm_hcall;
 #endif
+extern const struct ivmon_guest_backend ivmon_guest_backend_xen_shm;
+extern const struct ivmon_guest_backend ivmon_guest_backend_xen_vcpu;
 
 #endif /* IVMON_GUEST_TRANSPORT_BACKEND_H */

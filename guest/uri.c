@@ -10,6 +10,7 @@
 #ifdef IVMON_GUEST_HAVE_KVM_HCALL
 #include "kvm_trap.h"
 #endif
+#include "ivmon/xen.h"
 
 int ivmon_guest_parse_bytes(const char *s, uint64_t *ret)
 {
@@ -90,6 +91,49 @@ static int parse_kvm_option(const char *key, size_t klen, const char *val, size_
     return 0;
 }
 
+/* Plain decimal digits, at most max. */
+static int parse_decimal(const char *val, uint64_t max, uint64_t *ret)
+{
+    return strspn(val, "0123456789") == strlen(val) && ivmon_guest_parse_bytes(val, ret) == 0 &&
+                   *ret <= max
+               ? 0
+               : -EINVAL;
+}
+
+/* The options of xen+shm: (pages=, backend=, lossless=) and xen+vcpu: (none). */
+static int parse_xen_option(const char *opt, size_t klen, const char *val,
+                            struct ivmon_guest_uri *u, const char **ret_why)
+{
+    uint64_t v;
+    if (u->kind == IVMON_GUEST_URI_XEN_VCPU) {
+        *ret_why = "xen+vcpu: takes no options";
+        return -EINVAL;
+    }
+    if (key_is(opt, klen, "pages")) {
+        if (parse_decimal(val, IVMON_XEN_DATA_PAGES_MAX, &v) < 0 || v < IVMON_XEN_DATA_PAGES_MIN ||
+            (v & (v - 1))) {
+            *ret_why = "xen+shm: pages= must be a power of two from 16 to 16384 (data pages)";
+            return -EINVAL;
+        }
+        u->xen_pages = (uint32_t)v;
+        return 0;
+    }
+    if (key_is(opt, klen, "backend")) {
+        if (parse_decimal(val, 0x7fef, &v) < 0) {
+            *ret_why = "xen+shm: backend= must be a domain id";
+            return -EINVAL;
+        }
+        u->xen_backend = (uint32_t)v;
+        return 0;
+    }
+    if (key_is(opt, klen, "lossless") && (!strcmp(val, "0") || !strcmp(val, "1"))) {
+        u->lossless = val[0] == '1';
+        return 0;
+    }
+    *ret_why = "xen+shm: unknown option or bad value (known: pages, backend, lossless=0|1)";
+    return -EINVAL;
+}
+
 /* Applies one "key=value" option of n bytes at opt to u. */
 static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, const char **ret_why)
 {
@@ -109,6 +153,8 @@ static int parse_option(const char *opt, size_t n, struct ivmon_guest_uri *u, co
 
     if (u->kind == IVMON_GUEST_URI_KVM_HCALL)
         return parse_kvm_option(opt, klen, val, vlen, u, ret_why);
+    if (u->kind == IVMON_GUEST_URI_XEN_SHM || u->kind == IVMON_GUEST_URI_XEN_VCPU)
+        return parse_xen_option(opt, klen, val, u, ret_why);
     if (key_is(opt, klen, "size") && u->kind == IVMON_GUEST_URI_IVSHMEM) {
         *ret_why = "ivshmem: the host formats the ring and chooses its size; size= is not taken";
         return -EINVAL;
@@ -300,8 +346,14 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
         *ret_why = "kvm+hcall: needs an x86-64 build of the agent";
         return -EPROTONOSUPPORT;
 #endif
+    } else if (key_is(uri, slen, "xen+shm")) {
+        u.kind = IVMON_GUEST_URI_XEN_SHM;
+        u.xen_pages = IVMON_XEN_DATA_PAGES_DEFAULT;
+    } else if (key_is(uri, slen, "xen+vcpu")) {
+        u.kind = IVMON_GUEST_URI_XEN_VCPU;
     } else {
-        *ret_why = "unknown URI scheme (known: shm, ivshmem, virtio-serial, kvm+hcall)";
+        *ret_why = "unknown URI scheme (known: shm, ivshmem, virtio-serial, kvm+hcall, xen+shm, "
+                   "xen+vcpu)";
         return -EINVAL;
     }
 
@@ -318,10 +370,15 @@ int ivmon_guest_uri_parse(const char *uri, struct ivmon_guest_uri *ret, const ch
     case IVMON_GUEST_URI_VIRTIO_SERIAL:
         r = parse_virtio_serial_target(rest, tlen, &u, ret_why);
         break;
-    default: /* kvm+hcall: the VMM is the only peer there is, nothing to name */
+    case IVMON_GUEST_URI_KVM_HCALL: /* the VMM is the only peer there is, nothing to name */
         r = tlen ? -EINVAL : 0;
         if (r < 0)
             *ret_why = "kvm+hcall: takes no target (kvm+hcall:?port=P)";
+        break;
+    default: /* Xen: the guest's own domain is implied; the backend domain is an option */
+        r = tlen ? -EINVAL : 0;
+        if (r < 0)
+            *ret_why = "xen+shm: and xen+vcpu: take no target (e.g. xen+shm:?pages=64)";
         break;
     }
     if (r < 0)

@@ -7,6 +7,8 @@
  *   shm:/absolute/path[?opts]  region file at that path
  *   ivshmem:[?opts]            the first QEMU ivshmem PCI device (1af4:1110) in sysfs
  *   ivshmem:PCI[?opts]         the ivshmem device at PCI address DDDD:BB:DD.F (or BB:DD.F)
+ *   xen+shm:[?opts]            pages granted to dom0 (or backend=), event channel, XenStore
+ *   xen+vcpu:[?opts]           register fragments through HVMOP_guest_request_vm_event
  *   virtio-serial:NAME[?opts]  the virtio-serial port QEMU named NAME (-device virtserialport,
  *                              name=NAME): /dev/virtio-ports/NAME, or without udev the
  *                              /dev/vportNpM whose /sys/class/virtio-ports/vportNpM/name is NAME
@@ -20,8 +22,11 @@
  * ring and picks its size, so size= is refused there. virtio-serial opts: `lossless=0|1` (a
  * stream has no ring, so no size=). kvm+hcall opts: `port=P`, the I/O port the VMM gives the
  * kvm: session, 1..65535 in decimal or 0x hex, default 0x4956; there is no ring and nothing is
- * ever dropped, so size= and lossless= are refused. Options are separated by '&'; no
- * percent-decoding is done.
+ * ever dropped, so size= and lossless= are refused. xen+shm opts: `pages=N` data pages, a
+ * power of two from 16 to 16384 (default 64: a 256 KiB ring; the guest's gntalloc grants 1024
+ * pages at most unless loaded with a higher limit=), `backend=DOMID` the domain the pages and
+ * the event channel are for (default 0), `lossless=0|1`. xen+vcpu takes no target and no
+ * options. Options are separated by '&'; no percent-decoding is done.
  */
 #ifndef IVMON_GUEST_URI_H
 #define IVMON_GUEST_URI_H
@@ -30,7 +35,8 @@
 
 #define IVMON_GUEST_URI_SHM     1 /* shared-memory file + UNIX-socket doorbell rendezvous */
 #define IVMON_GUEST_URI_IVSHMEM 2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
-/* 3 and 4: kept for the Xen transports, whose URIs (xen+shm:, xen+vcpu:) are reserved */
+#define IVMON_GUEST_URI_XEN_SHM 3 /* Xen grant pages + event channel, published in XenStore */
+#define IVMON_GUEST_URI_XEN_VCPU 4 /* Xen vm_event guest requests carrying register fragments */
 #define IVMON_GUEST_URI_VIRTIO_SERIAL 5 /* a virtio-serial port: a byte stream, no ring */
 #define IVMON_GUEST_URI_KVM_HCALL     6 /* register fragments through port-I/O traps to a KVM VMM */
 
@@ -49,6 +55,8 @@ struct ivmon_guest_uri {
     char pci[IVMON_GUEST_PCI_ADDR_MAX]; /* ivshmem: "DDDD:BB:DD.F", or "" for the first device */
     int wait_s;                         /* ivshmem: wait= seconds, -1 (default) without limit */
     uint16_t port;                      /* kvm+hcall: the I/O port */
+    uint32_t xen_pages;                 /* xen+shm: data pages, valid power of two */
+    uint32_t xen_backend;               /* xen+shm: backend domain id */
 };
 
 /* Parses uri into *ret. Returns 0; -EINVAL with *ret_why set for a malformed URI or option;

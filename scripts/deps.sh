@@ -14,6 +14,11 @@ pkgs+=(libvirt-dev libvirt-daemon-system libvirt-clients qemu-system-x86)
 # the guest from (busybox-static, cpio, kmod's modprobe/depmod, gzip) plus mkfs.ext4 for the
 # guest's disk. The guest kernel is not installed: guest-image.sh fetches it with apt-get download.
 pkgs+=(qemu-system-x86 busybox-static cpio kmod e2fsprogs gzip)
+# The Xen backends (xen+shm:, xen+vcpu:) build against the Xen tools' libraries: libxen-dev
+# (libxenctrl, libxenstore, libxengnttab, libxenevtchn, libxentoollog and their pkg-config files;
+# the runtime libraries come with it). The Xen test (label xen) boots Debian's hypervisor and
+# toolstack, which tests/xen/xen-image.sh fetches with apt-get download, and needs `file`.
+pkgs+=(libxen-dev file)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,12 +17,15 @@ extern const struct ivmon_backend_ops ivmon__backend_libvirt;
 #ifdef IVMON_HAVE_BACKEND_KVM
 extern const struct ivmon_backend_ops ivmon__backend_kvm; /* backends/kvm/kvm.c */
 #endif
+#ifdef IVMON_HAVE_BACKEND_XEN
+extern const struct ivmon_backend_ops ivmon__backend_xen_shm;  /* backends/xen/xen_shm.c */
+extern const struct ivmon_backend_ops ivmon__backend_xen_vcpu; /* backends/xen/xen_vcpu.c */
+#endif
 
 static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_shm,
 #ifdef IVMON_HAVE_BACKEND_IVSHMEM
-    &ivmon__backend_ivshmem,
-    &ivmon__backend_ivshmem_doorbell,
+    &ivmon__backend_ivshmem, &ivmon__backend_ivshmem_doorbell,
 #endif
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
     &ivmon__backend_libvirt,
@@ -30,6 +33,9 @@ static const struct ivmon_backend_ops *const backends[] = {
 #ifdef IVMON_HAVE_BACKEND_KVM
     /* VMMs hand it their exits: include/ivmon/kvm.h */
     &ivmon__backend_kvm,
+#endif
+#ifdef IVMON_HAVE_BACKEND_XEN
+    &ivmon__backend_xen_shm, &ivmon__backend_xen_vcpu,
 #endif
 };
 

@@ -29,6 +29,9 @@
 #define PROGRAM         "ivmon-agent"
 #define EMIT_SLICE_MS   200 /* lossless waits are cut in slices to notice SIGINT/SIGTERM */
 #define HEARTBEAT_MAX_S 86400u
+/* A failing doorbell is reported when it starts, when its cause changes, when it works again,
+ * and at most this often while it lasts. */
+#define DOORBELL_REPORT_NS (10ull * 1000000000u)
 
 struct agent {
     struct agent_config cfg;
@@ -38,6 +41,9 @@ struct agent {
     int stop;
     uint64_t encode_errors; /* events the encoder refused (a bug if ever non-zero) */
     uint64_t abandoned;     /* lossless records given up because the agent was stopping */
+    /* doorbell failures as last reported (report_doorbell) */
+    uint64_t db_errors, db_ok, db_report_ns;
+    int db_errno, db_failing;
     union ivmon_enc_buf rec;
 };
 
@@ -328,16 +334,16 @@ static void print_summary(const struct agent *a)
     fprintf(stderr,
             PROGRAM ": events %llu, records %llu, skipped own %llu, filtered %llu, "
                     "unresolved %llu, unnamed %llu, malformed %llu, overflows %llu\n" PROGRAM
-                    ": produced %llu, dropped %llu, doorbells %llu (missed %llu), full waits "
-                    "%llu, abandoned %llu, encode errors %llu\n",
+                    ": produced %llu, dropped %llu, doorbells %llu (missed %llu, failed %llu), "
+                    "full waits %llu, abandoned %llu, encode errors %llu\n",
             (unsigned long long)fs.events, (unsigned long long)fs.records,
             (unsigned long long)fs.skipped_self, (unsigned long long)fs.filtered,
             (unsigned long long)fs.unresolved, (unsigned long long)fs.unnamed,
             (unsigned long long)fs.malformed, (unsigned long long)fs.overflows,
             (unsigned long long)ts.produced, (unsigned long long)ts.dropped,
             (unsigned long long)ts.doorbells, (unsigned long long)ts.doorbell_misses,
-            (unsigned long long)ts.full_waits, (unsigned long long)a->abandoned,
-            (unsigned long long)a->encode_errors);
+            (unsigned long long)ts.doorbell_errors, (unsigned long long)ts.full_waits,
+            (unsigned long long)a->abandoned, (unsigned long long)a->encode_errors);
     if (!ts.ring_size)
         fprintf(stderr, PROGRAM ": traps %llu, records not sent %llu\n",
                 (unsigned long long)ts.traps, (unsigned long long)ts.send_errors);
@@ -362,6 +368,33 @@ static void print_startup(const struct agent *a)
             fi.mount_marks ? " (fd group on mount marks)" : "", fi.notif_tid ? "yes" : "no",
             fi.fid_tid ? "yes" : "no",
             fi.rename_pairs ? "FAN_RENAME" : "MOVED_FROM/MOVED_TO pairing");
+}
+
+/* A doorbell that fails (the transport retries it; the records wait in the ring) would
+ * otherwise go unnoticed until the host misses the records: say so on stderr, the console. */
+static void report_doorbell(struct agent *a)
+{
+    struct ivmon_guest_transport_stats ts;
+    ivmon_guest_transport_get_stats(a->t, &ts);
+    uint64_t now = ivmon_guest_monotonic_ns();
+    if (ts.doorbell_errors != a->db_errors) {
+        if (!a->db_failing || ts.last_doorbell_error != a->db_errno ||
+            now - a->db_report_ns >= DOORBELL_REPORT_NS) {
+            fprintf(stderr,
+                    PROGRAM ": %s: the doorbell failed: %s (%llu time(s) so far); the records "
+                            "wait in the ring, and it is retried\n",
+                    a->cfg.uri, strerror(-ts.last_doorbell_error),
+                    (unsigned long long)ts.doorbell_errors);
+            a->db_report_ns = now;
+            a->db_errno = ts.last_doorbell_error;
+        }
+        a->db_errors = ts.doorbell_errors;
+        a->db_ok = ts.doorbells;
+        a->db_failing = 1;
+    } else if (a->db_failing && ts.doorbells != a->db_ok) {
+        fprintf(stderr, PROGRAM ": %s: the doorbell works again\n", a->cfg.uri);
+        a->db_failing = 0;
+    }
 }
 
 /* The poll loop; returns when asked to stop or on a fatal error (negative errno). */
@@ -403,6 +436,7 @@ static int run(struct agent *a)
             if (read(a->timerfd, &ticks, sizeof ticks) == (ssize_t)sizeof ticks)
                 agent_emit(a, NULL); /* one heartbeat even if several periods passed */
         }
+        report_doorbell(a);
     }
     return 0;
 }

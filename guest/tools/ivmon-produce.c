@@ -6,16 +6,17 @@
  *                 [--pause-every N --pause-ms MS] URI
  *   ivmon-produce --encode-only [--count N] [--size BYTES]
  *
- * Emits a HELLO, then N FILE records (op modify, this pid, comm "ivmon-produce", path
- * "/ivmon-produce/<i>" padded with 'x' so the record is --size bytes), as fast as possible or at
+ * Emits a HELLO, then N FILE records (synth_record.h: op modify, this pid, comm
+ * "ivmon-produce", path "/ivmon-produce/<i>" padded with 'x' so the record is --size bytes, the
+ * same bytes the Xen bench's vchan producer sends), as fast as possible or at
  * --rate, each on its own or (--batch N) N at a time between batch_begin and batch_end as the
  * agent sends one fanotify read, then flushes (a final HEARTBEAT) and prints one JSON line:
  *   {"produced":LAST_SEQ,"dropped":D,"file_records":N,"cpu_ns":C,"elapsed_ns":E,
  *    "writes":W,"full_waits":F,"doorbells":B}
  * produced is the last sequence number taken; every record takes one (hello, lost reports, file
  * records, heartbeat), so a consumer can check delivered + lost == produced. cpu_ns is this
- * process's user + system time (getrusage) from the HELLO's emit to the end of the flush,
- * elapsed_ns the monotonic time from the first FILE record to the last one's emit; writes,
+ * process's user + system time (CLOCK_PROCESS_CPUTIME_ID) from the HELLO's emit to the end of the
+ * flush, elapsed_ns the monotonic time from the first FILE record to the last one's emit; writes,
  * full_waits and doorbells are the transport's counters (transport.h). --encode-only builds and
  * time-stamps the records exactly so but hands them to no transport: the producer's own cost per
  * record, the baseline of the VM bench (produced, dropped and the counters are then 0).
@@ -27,20 +28,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "identity.h"
 #include "record_encode.h"
+#include "synth_record.h"
 #include "transport.h"
 #include "uri.h"
 
-#define PROGRAM  "ivmon-produce"
-#define COMM     "ivmon-produce"
-#define PREFIX   "/ivmon-produce/"
-#define FIXED    (sizeof(struct ivmon_rec_hdr) + sizeof(struct ivmon_rec_file) + sizeof COMM - 1)
-#define MAX_SIZE (FIXED + IVMON_PATH_MAX)
+#define PROGRAM "ivmon-produce"
 
 struct opts {
     uint64_t count, size, rate, batch, pause_every, pause_ms;
@@ -143,9 +140,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return -EINVAL;
     }
     o->uri = o->encode_only ? NULL : argv[optind];
-    if (o->size > MAX_SIZE) {
-        fprintf(stderr, PROGRAM ": --size: at most %zu bytes (a %u-byte path)\n", (size_t)MAX_SIZE,
-                IVMON_PATH_MAX);
+    if (o->size > SYNTH_SIZE_MAX) {
+        fprintf(stderr, PROGRAM ": --size: at most %zu bytes (a %u-byte path)\n",
+                (size_t)SYNTH_SIZE_MAX, IVMON_PATH_MAX);
         return -EINVAL;
     }
     if (o->pause_ms > 3600000u) {
@@ -153,15 +150,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return -EINVAL;
     }
     return 0;
-}
-
-static uint64_t cpu_ns(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return 0;
-    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -184,32 +172,14 @@ static void sleep_until(uint64_t target_ns)
 static int produce(struct ivmon_guest_transport *t, const struct opts *o, union ivmon_enc_buf *rec,
                    uint64_t *ret_elapsed)
 {
-    static char path[IVMON_PATH_MAX + 1];
-    struct ivmon_enc_file f = {
-        .op = IVMON_OP_MODIFY,
-        .pid = (uint32_t)getpid(),
-        .tid = (uint32_t)getpid(),
-        .ppid = (uint32_t)getppid(),
-        .uid = (uint32_t)getuid(),
-        .gid = (uint32_t)getgid(),
-        .comm = COMM,
-        .comm_len = sizeof COMM - 1,
-        .path = path,
-    };
-    size_t want_path = o->size > FIXED ? (size_t)(o->size - FIXED) : 0;
+    static struct synth_record synth; /* holds a path buffer */
+    synth_record_init(&synth, o->size);
     int batch = t && o->batch > 1;
     uint64_t start = ivmon_guest_monotonic_ns();
     for (uint64_t i = 1; i <= o->count; i++) {
-        int n = snprintf(path, sizeof path, PREFIX "%llu", (unsigned long long)i);
-        size_t len = (size_t)n;
-        if (want_path > len) {
-            memset(path + len, 'x', want_path - len);
-            len = want_path;
-        }
-        f.path_len = len;
         if (batch && i % o->batch == 1)
             ivmon_guest_transport_batch_begin(t);
-        if (ivmon_enc_file(rec, sizeof *rec, ivmon_guest_realtime_ns(), &f) < 0) {
+        if (synth_record_encode(&synth, i, rec) < 0) {
             fprintf(stderr, PROGRAM ": cannot encode record %llu\n", (unsigned long long)i);
             return 1;
         }
@@ -259,10 +229,10 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return 2;
     if (o.encode_only) {
-        uint64_t cpu_start = cpu_ns();
+        uint64_t cpu_start = ivmon_guest_cpu_ns();
         if (produce(NULL, &o, &rec, &elapsed))
             return 1;
-        return print_summary(&st, o.count, cpu_ns() - cpu_start, elapsed);
+        return print_summary(&st, o.count, ivmon_guest_cpu_ns() - cpu_start, elapsed);
     }
     int r = ivmon_guest_transport_open(&t, o.uri, o.lossless ? IVMON_GUEST_OPEN_LOSSLESS : 0, err,
                                        sizeof err);
@@ -273,7 +243,7 @@ int main(int argc, char **argv)
     r = ivmon_guest_hello_encode(&rec, sizeof rec, 0, PROGRAM);
     /* After the encode: its getrandom() may spin for entropy right after boot, which is not
      * the transport's cost. */
-    uint64_t cpu_start = cpu_ns();
+    uint64_t cpu_start = ivmon_guest_cpu_ns();
     if (r > 0)
         r = ivmon_guest_transport_emit(t, &rec.hdr, -1);
     if (r < 0 && r != -ENOBUFS) {
@@ -290,7 +260,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": flush timed out: the final heartbeat did not get out\n");
         status = 3;
     }
-    uint64_t cpu = cpu_ns() - cpu_start;
+    uint64_t cpu = ivmon_guest_cpu_ns() - cpu_start;
     ivmon_guest_transport_get_stats(t, &st);
     if (print_summary(&st, o.count, cpu, elapsed))
         status = 1;

@@ -76,10 +76,12 @@ IVMON_EXPORT int ivmon_get_timeout(const ivmon *m);
  * blocks and may be called whether or not the fd is readable (it returns 0 when nothing is ready;
  * it never returns -EAGAIN or -EINTR). flags must be 0. Returns the number of records taken off
  * the transport (>= 0; dispatched or rejected as malformed); -EINVAL for non-zero flags; a
- * handler's negative return; or -EPROTO once the session is broken (the peer violated the
- * protocol), after which every later call returns -EPROTO and ivmon_get_error() says why. Other
- * sessions are never affected. Malformed records do not make the call fail: they are counted
- * (IVMON_STAT_MALFORMED) and logged at warning level. */
+ * handler's negative return; -EPROTO once the session is broken (the peer violated the
+ * protocol); or -ENODEV once the target is gone (xen+shm:, xen+vcpu: a destroyed domain, after
+ * the records it left were dispatched). After -EPROTO or -ENODEV every later call returns the
+ * same and ivmon_get_error() says why; close the session. Other sessions are never affected.
+ * Malformed records do not make the call fail: they are counted (IVMON_STAT_MALFORMED) and
+ * logged at warning level. */
 IVMON_EXPORT int ivmon_process(ivmon *m, unsigned flags);
 
 /* The last error recorded on the session in words, or "" if none. Owned by the handle. */

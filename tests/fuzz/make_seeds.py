@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes the fuzz seed corpus (corpus/decode, corpus/ring, corpus/uri, corpus/fragment) from the
-byte layouts in include/ivmon/proto.h and docs/PROTOCOL.md ("Register fragments"). Re-run after a
+"""Writes the fuzz seed corpus (corpus/decode, corpus/ring, corpus/uri, corpus/fragment,
+corpus/xenstore) from the byte layouts in include/ivmon/proto.h, docs/PROTOCOL.md ("Register
+fragments") and the XenStore keys in include/ivmon/xen.h. Re-run after a
 protocol change; found inputs are kept beside the seeds."""
 import os
 import struct
@@ -90,6 +91,28 @@ def op_raw(vcpu, hdr, words):
     return bytes([0, vcpu]) + struct.pack("<Q", hdr) + b"".join(struct.pack("<Q", w) for w in words)
 
 
+# fuzz_xenstore.c's KEYS, in order
+XS_KEYS = ["state", "layout", "proto", "backend-id", "pages", "event-channel", "generation",
+           "gref/0", "gref/1", "gref/2"]
+
+
+def xenstore(entries):
+    out = b""
+    for key, value in entries:
+        out += bytes([XS_KEYS.index(key)]) + struct.pack("<H", len(value)) + value
+    return out
+
+
+def xs_ring(npages, **over):
+    refs = [str(100 + i).encode() for i in range(npages)]
+    keys = {"layout": b"1", "proto": b"1.0", "backend-id": b"0", "pages": str(npages).encode(),
+            "event-channel": b"5", "generation": b"7", "state": b"ready"}
+    for k in range(0, npages, 128):
+        keys["gref/%d" % (k // 128)] = b" ".join(refs[k:k + 128])
+    keys.update(over)
+    return xenstore((k, v) for k, v in keys.items() if v is not None)
+
+
 def write(kind, name, data):
     d = os.path.join(HERE, "corpus", kind)
     os.makedirs(d, exist_ok=True)
@@ -143,6 +166,18 @@ def main():
                            b"shm:x?create=0&size=64K", b"xen+shm:5",
                            b"kvm:vm1?vcpus=4&port=0x4956&queue=256K"]):
         write("uri", "uri%d" % i, u)
+    for name, data in {
+        "ready17": xs_ring(17),
+        "ready257": xs_ring(257),
+        "closed": xs_ring(17, state=b"closed"),
+        "pages-absurd": xs_ring(17, pages=b"99999999"),
+        "pages-blank": xs_ring(17, pages=b" 17"),
+        "grefs-short": xs_ring(17, **{"gref/0": b"1 2 3"}),
+        "state-nul": xs_ring(17, state=b"ready\0x"),
+        "proto-major": xs_ring(17, proto=b"2.0"),
+        "generation-missing": xs_ring(17, generation=None),
+    }.items():
+        write("xenstore", name, data)
 
 
 if __name__ == "__main__":

@@ -35,16 +35,6 @@ def case_scripted(t, a, img):
              vm.markers("POWEROFF")[0].get("uptime")))
 
 
-def covered(evs):
-    """Sequence numbers printed, and those reported lost (ring_full ranges)."""
-    seen, lost = set(), set()
-    for e in evs:
-        seen.add(e["seq"])
-        if e["type"] == "lost" and e["reason"] == "ring_full":
-            lost.update(range(e["first_seq"], e["last_seq"] + 1))
-    return seen, lost
-
-
 def case_monitor_restart(t, a, img):
     shm = t.shm_file("ring")
     uri = "ivshmem:" + shm + "?size=64K"
@@ -90,8 +80,8 @@ def case_monitor_restart(t, a, img):
         t.fail("file events not attributed to wl-steady: %s" % bad[:3])
 
     # Both monitors together: every sequence number 1..produced printed or reported lost.
-    seen1, _ = covered(evs1)
-    seen2, lost2 = covered(evs2)
+    seen1, _ = vmlib.covered(evs1)
+    seen2, lost2 = vmlib.covered(evs2)
     if lost2 & (seen1 | seen2):
         t.fail("sequence numbers both delivered and reported lost: %s" % sorted(lost2 & (seen1 | seen2))[:10])
     hole = set(range(1, produced + 1)) - seen1 - seen2 - lost2

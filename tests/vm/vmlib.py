@@ -24,6 +24,7 @@ Interface (stable: the ivshmem-doorbell and libvirt tests build on it)
     vmlib.check_events(evs, [vmlib.Expect("create", "/mnt/tmpfs/x", "wl-create"), ...])
     vmlib.check_accounting(stats[uri], lost=0, malformed=0, missed=0)
     vmlib.at_exit(fn); vmlib.remove_at_exit(path)   # cleanup at the end, pass or fail
+    seen, lost = vmlib.covered(evs)         # seqs delivered, seqs reported lost
     t.fail("why")                           # raises vmlib.Failure; the report shows the tails
     vmlib.run(main)                         # runs main(), turns Failure into exit 1 + report,
                                             # kills every process started, removes shm files
@@ -479,6 +480,17 @@ def check_accounting(stats, **want):
             raise Failure("stats: %s is %s, expected %s: %s" % (k, stats.get(k), v, json.dumps(stats)))
     if stats.get("error") is not None:
         raise Failure("the session failed: %s" % stats["error"])
+
+
+def covered(evs):
+    """Sequence numbers printed, and those reported lost (ring_full ranges): for checking that
+    every number of a producer was either delivered by one of the monitors or reported lost."""
+    seen, lost = set(), set()
+    for e in evs:
+        seen.add(e["seq"])
+        if e["type"] == "lost" and e["reason"] == "ring_full":
+            lost.update(range(e["first_seq"], e["last_seq"] + 1))
+    return seen, lost
 
 
 def scripted_expected(bases):
