@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ivmon/ivmon.h"
 #include "ivmon/proto.h"
@@ -21,6 +22,20 @@
 #define IVMON_ERROR_MAX      512u
 #define IVMON_BUDGET_DEFAULT 256u
 #define IVMON_BUDGET_MAX     65536u
+
+/* The backends' clock for timeouts and periodic checks: CLOCK_MONOTONIC, which wall-clock
+ * changes do not move. */
+static inline uint64_t ivmon__monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ivmon__monotonic_ms(void)
+{
+    return ivmon__monotonic_ns() / 1000000u;
+}
 
 /* ---- URIs ---------------------------------------------------------------------------------- */
 

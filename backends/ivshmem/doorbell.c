@@ -284,13 +284,6 @@ static int take_events(ivmon *m, struct ivdb_backend *b)
     return woke;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Whether the guest's doorbell reaches us. Connected clients are no proof: the VM producing into
  * the ring may be one whose QEMU was served by an earlier monitor (it never reconnects) while
  * some other client is connected to us. A producer that takes cons_waiting rings, but the
@@ -306,7 +299,7 @@ static void check_doorbell(ivmon *m, struct ivdb_backend *b, int woke)
     if (woke) {
         b->suspect = 0;
     } else if (b->suspect) {
-        if (now_ms() - b->suspect_since >= IVDB_DEAF_AFTER_MS) {
+        if (ivmon__monotonic_ms() - b->suspect_since >= IVDB_DEAF_AFTER_MS) {
             b->suspect = 0;
             b->deaf = 1;
             b->deaf_connected = b->server.connected;
@@ -317,7 +310,7 @@ static void check_doorbell(ivmon *m, struct ivdb_backend *b, int woke)
     } else if (b->slept && !atomic_load_explicit((_Atomic uint32_t *)&b->rf.ring.hdr->cons_waiting,
                                                  memory_order_relaxed)) {
         b->suspect = 1;
-        b->suspect_since = now_ms();
+        b->suspect_since = ivmon__monotonic_ms();
     }
     b->slept = 0;
 }

@@ -57,13 +57,6 @@ struct kvm_backend {
     uint64_t logged[IVMON_FRAG_C_MAX]; /* the detail counters as last logged */
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the vCPU threads ----------------------------------------------------------------------- */
 
 /* Queues a record that vCPU i completed, or drops and counts it when the queue has no room: a
@@ -100,7 +93,7 @@ int ivmon_kvm_handle_io(ivmon *m, unsigned vcpu, unsigned port, unsigned size, u
         return -EINVAL;
     if (port != b->port)
         return 0;
-    uint64_t t = now_ns();
+    uint64_t t = ivmon__monotonic_ns();
     if (!is_out || size != 1 || count != 1) {
         ivmon__frag_feed_invalid(b->frag, vcpu, t);
         return 1;
@@ -125,7 +118,7 @@ static int drain(ivmon *m, struct kvm_backend *b, unsigned budget, int *ret_more
     *ret_more = 0;
     b->ticket_wait = 0;
     while ((unsigned)n < budget) {
-        int len = ivmon_kvm_queues_pop(b->queues, m->recbuf, now_ns());
+        int len = ivmon_kvm_queues_pop(b->queues, m->recbuf, ivmon__monotonic_ns());
         if (len == -EAGAIN)
             b->ticket_wait = 1;
         if (len <= 0)

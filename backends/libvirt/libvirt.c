@@ -87,13 +87,6 @@ struct lv_backend {
     char path[LV_PATH_MAX + IVMON_LV_SERVER_MAX]; /* the ring file, or the doorbell socket */
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* libvirt's last error on this thread, as text. */
 static const char *lv_error(void)
 {
@@ -453,7 +446,7 @@ static void reconcile(ivmon *m, struct lv_backend *b)
     if (!d && !gone) {
         ivmon__log(m, IVMON_LOG_WARNING, "libvirt: cannot look up domain '%s': %s", b->domain,
                    lv_error());
-        b->retry_at = now_ms() + LV_RETRY_MS;
+        b->retry_at = ivmon__monotonic_ms() + LV_RETRY_MS;
         return;
     }
     unsigned int id = d ? virDomainGetID(d) : LV_NO_ID;
@@ -490,7 +483,7 @@ static void reconcile(ivmon *m, struct lv_backend *b)
             b->fail_id = id;
             b->fail_final = final;
             if (!final)
-                b->retry_at = now_ms() + LV_RETRY_MS;
+                b->retry_at = ivmon__monotonic_ms() + LV_RETRY_MS;
         }
     }
     if (d)
@@ -626,7 +619,7 @@ static int lv_get_timeout(const void *priv)
     if (b->attached && b->inner->get_timeout)
         t = b->inner->get_timeout(b->inner_priv);
     if (b->retry_at) {
-        uint64_t now = now_ms();
+        uint64_t now = ivmon__monotonic_ms();
         int wait = b->retry_at > now ? (int)(b->retry_at - now) : 0;
         if (t < 0 || wait < t)
             t = wait;
@@ -643,7 +636,7 @@ static void lost_connection(ivmon *m, struct lv_backend *b)
                "domain '%s' stays attached)",
                b->connect, b->domain);
     drop_connection(b);
-    b->retry_at = now_ms();
+    b->retry_at = ivmon__monotonic_ms();
     b->reconnect_logged = 0;
 }
 
@@ -657,7 +650,7 @@ static void reconnect(ivmon *m, struct lv_backend *b)
         if (!b->reconnect_logged)
             ivmon__log(m, IVMON_LOG_WARNING, "%s; retrying every second", m->error);
         b->reconnect_logged = 1;
-        b->retry_at = now_ms() + LV_RETRY_MS;
+        b->retry_at = ivmon__monotonic_ms() + LV_RETRY_MS;
     } else {
         ivmon__log(m, IVMON_LOG_INFO, "libvirt: reconnected to %s", b->connect);
         b->reconcile = 1;
@@ -684,7 +677,7 @@ static int lv_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
                    event_name(atomic_load_explicit(&b->link->last_event, memory_order_relaxed)));
         b->reconcile = 1;
     }
-    if (b->retry_at && now_ms() >= b->retry_at) {
+    if (b->retry_at && ivmon__monotonic_ms() >= b->retry_at) {
         b->retry_at = 0;
         if (b->conn)
             b->reconcile = 1;

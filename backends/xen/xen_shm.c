@@ -76,10 +76,11 @@ struct xen_shm {
     uint64_t generation;
     struct ivmon_ring ring;
 
-    int first_pass; /* drain what is there at once */
-    int rescan;     /* the guest's directory changed: look again */
-    int domcheck;   /* some domain went away: is it ours? */
-    int gone;       /* ours is: drain to the end, then end the session */
+    int first_pass;            /* drain what is there at once */
+    int rescan;                /* the guest's directory changed: look again */
+    int domcheck;              /* some domain went away: is it ours? */
+    uint64_t next_domcheck_ns; /* look anyway then (ivmon__monotonic_ns) */
+    int gone;                  /* ours is: drain to the end, then end the session */
 };
 
 /* Fails the session with the message an earlier ivmon__error left (copied: it is rewritten). */
@@ -484,8 +485,13 @@ static int xshm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         if (n < 0 || *ret_more)
             return n; /* the watches are acted on once the ring is drained */
     }
-    if (b->domcheck) {
+    /* @releaseDomain says promptly that a domain went away, but it is one watch event from
+     * xenstored: the session must not outlive its domain because that event came late or not
+     * at all (once, under TCG, a session was still waiting 27 s after its domain's destroy). */
+    uint64_t now = ivmon__monotonic_ns();
+    if (b->domcheck || now >= b->next_domcheck_ns) {
         b->domcheck = 0;
+        b->next_domcheck_ns = now + XSHM_PERIODIC_MS * 1000000ull;
         b->gone = domain_gone(b);
     }
     if (b->gone) {

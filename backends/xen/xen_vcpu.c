@@ -79,13 +79,6 @@ struct xen_vcpu {
     uint64_t next_check_ns;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* xc_monitor_enable said EBUSY. If the ring is one an ivmon monitor left behind (its mark is
  * there, and it is gone: we hold the lock it held), takes it over as described at the top, and
  * leaves the domain paused (b->paused) until guest requests are on. Returns 1 taken over (b->page
@@ -188,7 +181,7 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
     b->marked = 1;
     if (b->paused && x->domain_unpause(b->c.xch, b->c.domid) == 0)
         b->paused = 0;
-    b->next_check_ns = now_ns() + XVCPU_PERIODIC_MS * 1000000ull;
+    b->next_check_ns = ivmon__monotonic_ns() + XVCPU_PERIODIC_MS * 1000000ull;
     return 0;
 }
 
@@ -252,7 +245,7 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
         b->stale_pid[0] = '\0';
     }
     ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->c.xce, b->evtchn_fd, -1));
-    uint64_t now = now_ns();
+    uint64_t now = ivmon__monotonic_ns();
     if (now >= b->next_check_ns) {
         xc_dominfo_t info;
         b->next_check_ns = now + XVCPU_PERIODIC_MS * 1000000ull;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -331,6 +332,32 @@ static void test_domain_gone_drains_then_ends(void **state)
     ivmon_close(b);
 }
 
+/* No @releaseDomain event at all: the session still ends, by its periodic look at the domain,
+ * and its timeout makes a poll loop come back for that look. */
+static void test_domain_gone_without_watch(void **state)
+{
+    struct guest good = {0}, g = {0};
+    unsigned ngood = 0, n = 0;
+    ivmon *b = NULL, *m = open_pair(&good, &ngood, &g, &n, "xen+shm:12", &b);
+
+    guest_emit(&g, 1, 2);
+    fake_xen_dom(12)->dying = 1;
+    int r = 0;
+    for (int i = 0; i < 100 && r >= 0; i++) { /* 5 s at most; the look is due within 1 s */
+        int timeout = ivmon_get_timeout(b);
+        assert_true(timeout >= 0 && timeout <= 1000);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        r = ivmon_process(b, 0);
+    }
+    assert_int_equal(r, -ENODEV);
+    assert_int_equal(n, 3); /* drained first */
+    assert_non_null(strstr(ivmon_get_error(b), "went away"));
+
+    good_still_serves(m, &good, &ngood, 1);
+    ivmon_close(b);
+}
+
 static void test_open_errors(void **state)
 {
     ivmon *m = NULL;
@@ -530,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absurd_values_never_mapped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_restart_remaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domain_gone_drains_then_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domain_gone_without_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_ring_full_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_pv_refused, setup, teardown),
