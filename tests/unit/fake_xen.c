@@ -307,6 +307,8 @@ static int f_monitor_off(xc_interface *x, uint32_t domid)
 }
 static int f_monitor_gr(xc_interface *x, uint32_t domid, bool on, bool sync, bool user)
 {
+    fx.gr_on = on;
+    fx.gr_sync = sync;
     return 0;
 }
 static void f_unmap_page(void *page)

@@ -50,6 +50,7 @@ struct fake_xen {
     int monitor_on;                      /* a vm_event ring is enabled (one domain at a time) */
     unsigned disables, pauses, unpauses; /* monitor_disable, domain_pause, domain_unpause */
     void *vm_page;                       /* what monitor_enable returns; the caller's memory */
+    int gr_on, gr_sync;                  /* the last monitor_guest_request's enable and sync */
     int evfd, pipefd[2];                 /* the event channel fd, the XenStore watch fd */
     char handle;                         /* what the opaque handles point to */
 };

@@ -380,8 +380,24 @@ static void test_open_errors(void **state)
     ivmon_close(m);
 }
 
+/* One guest request carrying one fragment (K = 2), as Xen queues it. */
+static void put_request(vm_event_front_ring_t *front, uint32_t version, uint32_t flags,
+                        uint64_t hdr, const uint64_t pl[2])
+{
+    vm_event_request_t req = {0};
+    req.version = version;
+    req.reason = VM_EVENT_REASON_GUEST_REQUEST;
+    req.flags = flags;
+    req.data.regs.x86.rdx = hdr;
+    req.data.regs.x86.r10 = pl[0];
+    req.data.regs.x86.r8 = pl[1];
+    memcpy(RING_GET_REQUEST(front, front->req_prod_pvt), &req, sizeof req);
+    front->req_prod_pvt++;
+}
+
 /* Xen's side of the vm_event ring: n guest requests carrying one record's fragments (K = 2),
- * of the given interface version. Returns how many requests it queued. */
+ * of the given interface version, all at once (they must fit). Returns how many requests it
+ * queued. */
 static unsigned xen_put_requests(unsigned records, uint32_t version)
 {
     vm_event_sring_t *sring = fx.vm_page;
@@ -395,19 +411,72 @@ static unsigned xen_put_requests(unsigned records, uint32_t version)
         size_t len = r == 0 ? rec_hello(&rb, 1) : rec_file(&rb, r + 1, IVMON_OP_OPEN, "/x", NULL);
         ivmon_frag_writer_init(&w, rb.bytes, (uint32_t)len, 2);
         while (ivmon_frag_writer_next(&w, &hdr, pl)) {
-            vm_event_request_t req = {0};
-            req.version = version;
-            req.reason = VM_EVENT_REASON_GUEST_REQUEST;
-            req.data.regs.x86.rdx = hdr;
-            req.data.regs.x86.r10 = pl[0];
-            req.data.regs.x86.r8 = pl[1];
-            memcpy(RING_GET_REQUEST(&front, front.req_prod_pvt), &req, sizeof req);
-            front.req_prod_pvt++;
+            put_request(&front, version, 0, hdr, pl);
             n++;
         }
     }
     RING_PUSH_REQUESTS(&front);
     return n;
+}
+
+/* A guest sending records 1..last (1 a HELLO, the rest FILE records), one guest request per
+ * fragment, through Xen, which queues a request only while the ring has a free slot (it pauses
+ * the vCPU on a full ring until the monitor answers). */
+struct xen_guest {
+    uint64_t next_seq, last_seq;
+    uint32_t flags; /* of every request: VM_EVENT_FLAG_VCPU_PAUSED for sync=1 */
+    int sending;    /* next_seq is partly in the ring */
+    struct ivmon_frag_writer w;
+    struct rec_buf rb;
+    unsigned queued; /* requests queued in all */
+    unsigned full;   /* feeds that left the ring full */
+};
+
+/* Queues what fits. Returns 1 while the guest has more to send. */
+static int xen_guest_feed(struct xen_guest *g)
+{
+    vm_event_sring_t *sring = fx.vm_page;
+    vm_event_front_ring_t front;
+    FRONT_RING_ATTACH(&front, sring, sring->req_prod, 4096);
+    front.rsp_cons = sring->rsp_prod; /* the answered slots are the free ones */
+    while (!RING_FULL(&front)) {
+        uint64_t hdr, pl[2];
+        if (!g->sending) {
+            if (g->next_seq > g->last_seq)
+                break;
+            size_t len = g->next_seq == 1
+                             ? rec_hello(&g->rb, 1)
+                             : rec_file(&g->rb, g->next_seq, IVMON_OP_OPEN, "/x", NULL);
+            ivmon_frag_writer_init(&g->w, g->rb.bytes, (uint32_t)len, 2);
+            g->sending = 1;
+        }
+        if (!ivmon_frag_writer_next(&g->w, &hdr, pl)) {
+            g->sending = 0;
+            g->next_seq++;
+            continue;
+        }
+        put_request(&front, VM_EVENT_INTERFACE_VERSION, g->flags, hdr, pl);
+        g->queued++;
+    }
+    RING_PUSH_REQUESTS(&front);
+    if (RING_FULL(&front))
+        g->full++;
+    return g->sending || g->next_seq <= g->last_seq;
+}
+
+/* Runs the guest against session m until every record was sent and answered. Returns the
+ * number of ivmon_process calls. */
+static int xen_guest_run(struct xen_guest *g, ivmon *m)
+{
+    int calls = 0, r;
+    while (xen_guest_feed(g)) {
+        assert_true(ivmon_process(m, 0) >= 0);
+        assert_true(++calls < 100000);
+    }
+    while ((r = ivmon_process(m, 0)) > 0)
+        calls++;
+    assert_int_equal(r, 0);
+    return calls;
 }
 
 /* Domain 12 ("g"), an HVM guest, and a zeroed page for its vm_event ring (fx.vm_page; the test
@@ -427,28 +496,57 @@ static void test_vcpu_ring_full_and_version(void **state)
     ivmon *m = NULL;
     assert_int_equal(ivmon_open(&m, "xen+vcpu:g?budget=1", 0), 0);
     ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
-    /* a full ring: RING_SIZE requests waiting, a budget of one record per call */
-    vm_event_back_ring_t probe;
-    BACK_RING_INIT(&probe, (vm_event_sring_t *)fx.vm_page, 4096);
-    unsigned want = RING_SIZE(&probe), queued = 0, recs = 0;
-    while (queued < want - 8) {
-        queued += xen_put_requests(1, VM_EVENT_INTERFACE_VERSION);
-        recs++;
-    }
-    int calls = 0, r;
-    while ((r = ivmon_process(m, 0)) > 0)
-        calls++;
-    assert_int_equal(r, 0);
-    assert_int_equal(n, recs);       /* every record, over several bounded calls */
-    assert_true(calls >= (int)recs); /* one record per call: the budget held */
+    /* more records than the 8 slots hold, and a budget of one record per call: the ring is
+     * full again and again, and every request is answered */
+    static struct xen_guest g = {.next_seq = 1, .last_seq = 40};
+    int calls = xen_guest_run(&g, m);
+    assert_int_equal(n, 40);
+    assert_true(g.full >= 10);
+    assert_true(calls >= 40); /* one record per call: the budget held */
     vm_event_sring_t *sring = fx.vm_page;
-    assert_int_equal(sring->rsp_prod, queued); /* every request answered */
+    assert_int_equal(sring->rsp_prod, g.queued); /* every request answered */
+    unsigned queued = g.queued;
     /* an unknown vm_event version: the session fails, clearly */
     xen_put_requests(1, VM_EVENT_INTERFACE_VERSION + 1);
     assert_int_equal(ivmon_process(m, 0), -EPROTO);
     assert_non_null(strstr(ivmon_get_error(m), "vm_event interface version"));
     assert_int_equal(ivmon_get_stat(m, IVMON_STAT_FRAGMENTS, &v), 0);
     assert_true(v >= queued);
+    ivmon_close(m);
+    free(fx.vm_page);
+}
+
+/* sync=1 asks Xen for synchronous guest requests, and every answer carries the paused flag
+ * back, which is what unpauses the vCPU; the default is asynchronous. */
+static void test_vcpu_sync_option(void **state)
+{
+    unsigned n = 0;
+    vcpu_domain();
+    ivmon *m = NULL;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g?sync=2", 0), -EINVAL);
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), 0);
+    assert_true(fx.gr_on);
+    assert_false(fx.gr_sync);
+    ivmon_close(m);
+    assert_false(fx.gr_on);
+
+    memset(fx.vm_page, 0, 4096);
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g?sync=1", 0), 0);
+    ivmon_set_handler(m, IVMON_EVENT_ANY, on_event, &n);
+    assert_true(fx.gr_on);
+    assert_true(fx.gr_sync);
+    static struct xen_guest g = {.next_seq = 1, .last_seq = 3, .flags = VM_EVENT_FLAG_VCPU_PAUSED};
+    xen_guest_run(&g, m);
+    unsigned queued = g.queued;
+    assert_int_equal(n, 3);
+    vm_event_sring_t *sring = fx.vm_page;
+    assert_int_equal(sring->rsp_prod, queued);
+    for (unsigned i = queued - 8; i < queued; i++) { /* the slots' last answers */
+        const vm_event_response_t *rsp = &sring->ring[i % 8].rsp;
+        assert_true(rsp->flags & VM_EVENT_FLAG_VCPU_PAUSED);
+        assert_int_equal(rsp->version, VM_EVENT_INTERFACE_VERSION);
+        assert_int_equal(rsp->reason, VM_EVENT_REASON_GUEST_REQUEST);
+    }
     ivmon_close(m);
     free(fx.vm_page);
 }
@@ -560,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_domain_gone_without_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_ring_full_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpu_sync_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_pv_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_takeover, setup, teardown),
     };
