@@ -22,7 +22,7 @@
 #            and xen+shm:g-vcpu; then bogus entries written into g-vcpu's directory while w2
 #            runs: that session must fail, g-shm's go on (line counts recorded for the driver)
 #   vrestart once g-vcpu's steady writer runs: wv1 killed (SIGKILL; the vm_event ring it served
-#            stays, and fills), 3 s later wv2 on xen+vcpu:g-vcpu, which must take it over
+#            stays, and fills), 3 s later wv2 on xen+vcpu:g-vcpu?sync=1, which must take it over
 #   hostile  one more bogus entry set at a time, each met by a new ivmon-watch at open
 #   destroy  `xl destroy g-shm` while w2 watches, `xl destroy g-vcpu` while wv2 watches: a clean
 #            end of each session
@@ -140,7 +140,9 @@ if [ "$vcpu" = 1 ]; then
         kill -KILL "$wv1"
         T WV1-KILLED "lines=$(wc -l <$R/wv1.jsonl)"
         sleep 3
-        $W xen+vcpu:g-vcpu >$R/wv2.jsonl 2>$R/wv2.err &
+        # synchronous (sync=1): each trap pauses the vCPU until wv2 answers, so a wrong answer
+        # would stall the guest's steady writer for good
+        $W 'xen+vcpu:g-vcpu?sync=1' >$R/wv2.jsonl 2>$R/wv2.err &
         wv2=$!
         echo $wv2 >/run/wv2.pid
         T WV2-STARTED

@@ -164,6 +164,7 @@ def check_vcpu(t, x):
     second = check_first_monitor(t, x, "wv1", uri)
     last1 = second[-1]["seq"]
     evs = x.events("wv2.jsonl")
+    uri = "xen+vcpu:g-vcpu?sync=1"  # wv2 answers every trap: the vCPU waits for it
     st = x.stats("wv2.err").get(uri)
     if not st:
         t.fail("wv2 printed no stats: %s" % x.text("wv2.err")[-2000:])
