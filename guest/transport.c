@@ -28,14 +28,14 @@
 #define PENDING_RETRY_MS 20
 
 static const struct ivmon_guest_backend *const backends[] = {
-    &ivmon_guest_backend_shm,
-    &ivmon_guest_backend_ivshmem,
-    &ivmon_guest_backend_virtio_serial,
+    &ivmon_guest_backend_shm,           /* ring */
+    &ivmon_guest_backend_ivshmem,       /* ring */
+    &ivmon_guest_backend_virtio_serial, /* stream */
 #ifdef IVMON_GUEST_HAVE_KVM_HCALL
-    &ivmon_guest_backend_kvm_hcall,
+    &ivmon_guest_backend_kvm_hcall, /* records */
 #endif
-    &ivmon_guest_backend_xen_shm,
-    &ivmon_guest_backend_xen_vcpu,
+    &ivmon_guest_backend_xen_shm,  /* ring */
+    &ivmon_guest_backend_xen_vcpu, /* records */
 };
 
 struct ivmon_guest_transport {

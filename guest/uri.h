@@ -33,10 +33,10 @@
 
 #include <stdint.h>
 
-#define IVMON_GUEST_URI_SHM     1 /* shared-memory file + UNIX-socket doorbell rendezvous */
-#define IVMON_GUEST_URI_IVSHMEM 2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
-#define IVMON_GUEST_URI_XEN_SHM 3 /* Xen grant pages + event channel, published in XenStore */
-#define IVMON_GUEST_URI_XEN_VCPU 4 /* Xen vm_event guest requests carrying register fragments */
+#define IVMON_GUEST_URI_SHM           1 /* shared-memory file + UNIX-socket doorbell rendezvous */
+#define IVMON_GUEST_URI_IVSHMEM       2 /* QEMU ivshmem PCI device: BAR2 ring, BAR0 doorbell */
+#define IVMON_GUEST_URI_XEN_SHM       3 /* Xen grant pages + event channel, published in XenStore */
+#define IVMON_GUEST_URI_XEN_VCPU      4 /* Xen vm_event guest requests carrying register fragments */
 #define IVMON_GUEST_URI_VIRTIO_SERIAL 5 /* a virtio-serial port: a byte stream, no ring */
 #define IVMON_GUEST_URI_KVM_HCALL     6 /* register fragments through port-I/O traps to a KVM VMM */
 

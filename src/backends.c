@@ -25,7 +25,8 @@ extern const struct ivmon_backend_ops ivmon__backend_xen_vcpu; /* backends/xen/x
 static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_shm,
 #ifdef IVMON_HAVE_BACKEND_IVSHMEM
-    &ivmon__backend_ivshmem, &ivmon__backend_ivshmem_doorbell,
+    &ivmon__backend_ivshmem,
+    &ivmon__backend_ivshmem_doorbell,
 #endif
 #ifdef IVMON_HAVE_BACKEND_LIBVIRT
     &ivmon__backend_libvirt,
@@ -35,7 +36,8 @@ static const struct ivmon_backend_ops *const backends[] = {
     &ivmon__backend_kvm,
 #endif
 #ifdef IVMON_HAVE_BACKEND_XEN
-    &ivmon__backend_xen_shm, &ivmon__backend_xen_vcpu,
+    &ivmon__backend_xen_shm,
+    &ivmon__backend_xen_vcpu,
 #endif
 };
 
