@@ -27,6 +27,7 @@ ramdisk = "/guest/initrd.gz"
 extra = "console=hvc0 quiet panic=-1 ivmon.agent=0 ivmon.workload=bench-xen ivmon.args=$args xen_privcmd.unrestricted=1"
 memory = 256
 vcpus = 1
+cpus = "1"
 tsc_mode = "native"
 on_crash = "preserve"
 on_reboot = "destroy"

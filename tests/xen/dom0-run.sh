@@ -43,10 +43,40 @@ done
 
 T() { echo "XT-$1 t=$(cut -d' ' -f1 /proc/uptime) ${2:-}"; }
 
-# wait_for FILE PATTERN SECONDS: until a line of FILE matches (grep -E)
+# kernel_hung NAME: whether NAME's vCPU 0 is stuck in its kernel with interrupts off: the same
+# rip and flags, ring 0, IF clear, in three looks 2 s apart. A kernel does not do that on its
+# own; under QEMU's nested SVM it did, spinning on a seqcount whose writer an interrupt had
+# broken into (docs/XEN.md, "Under QEMU"). Leaves the looks in $R/guest-hung-NAME.log if so.
+kernel_hung() {
+    _d=$(xl domid "$1" 2>/dev/null) || return 1
+    _looks=""
+    for _i in 1 2 3; do
+        [ $_i = 1 ] || sleep 2
+        _look=$(xenctx "$_d" 0 2>/dev/null |
+            awk '/^rip:/ {r = $2} /^flags:/ {f = $2} /^ *cs:/ {c = $2} END {print r, f, c}')
+        set -- "$1" $_look
+        [ "$4" = 0010 ] && [ $((0x${3:-200} & 0x200)) = 0 ] || return 1
+        [ -z "$_looks" ] || [ "$_look" = "${_looks##*;}" ] || return 1
+        _looks="$_looks;$_look"
+    done
+    echo "$1 vCPU 0 (rip flags cs), 2 s apart:$_looks" >"$R/guest-hung-$1.log"
+}
+
+# wait_for FILE PATTERN SECONDS: until a line of FILE matches (grep -E), or, if FILE is a guest's
+# console, until that guest's kernel crashed or hung (docs/XEN.md, "Under QEMU": the driver
+# then boots again)
 wait_for() {
     _n=0
+    _guest=$(expr "$1" : '.*/guest-\(.*\)\.log$')
     while ! grep -q -E "$2" "$1" 2>/dev/null; do
+        if grep -q "Kernel panic" "$1" 2>/dev/null; then
+            T ERROR "a guest kernel crashed (its console: $1)"
+            return 1
+        fi
+        if [ -n "$_guest" ] && [ $((_n % 200)) = 199 ] && kernel_hung "$_guest"; then
+            T ERROR "the kernel of $_guest hung with interrupts off (its console: $1)"
+            return 1
+        fi
         _n=$((_n + 1))
         if [ $_n -gt $(($3 * 10)) ]; then
             T ERROR "timeout waiting for '$2' in $1"
@@ -67,6 +97,8 @@ mkguest() { # NAME TYPE URI WORKLOAD ARGS AGENT
         echo "extra = \"console=hvc0 quiet panic=-1 ivmon.uri=$3 ivmon.workload=$4 ivmon.args=$5 ivmon.agent=$6 ivmon.hold=forever ivmon.heartbeat=1 xen_privcmd.unrestricted=1\""
         echo 'memory = 160'
         echo 'vcpus = 1'
+        # each domain on a CPU of its own: dom0 on 0 (dom0_vcpus_pin), the guests on 1 and 2
+        [ "$1" = g-vcpu ] && echo 'cpus = "1"' || echo 'cpus = "2"'
         [ "$2" = pv ] || echo 'tsc_mode = "native"'
         echo 'on_crash = "preserve"'
         echo 'on_reboot = "destroy"'
@@ -92,6 +124,21 @@ hostile_write() {
 # A ring as the agent would publish it, but with grant refs that do not map.
 refs17="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17"
 good="layout=1 proto=1.0 backend-id=0 pages=17 event-channel=5 generation=7"
+
+# stalled NAME: what a guest that stopped making progress is doing, for the driver's report: its
+# vCPUs' state, their registers three times a second apart (ring 0 or 3, moving or not), its
+# XenStore home.
+stalled() {
+    _d=$(xl domid "$1")
+    {
+        xl vcpu-list "$1"
+        for _i in 1 2 3; do
+            xenctx -a "$_d" 0
+            sleep 1
+        done
+        xenstore-ls -f "/local/domain/$_d"
+    } >"$R/stalled-$1.log" 2>&1
+}
 
 finish() {
     for g in g-shm g-vcpu; do cp "$(console $g)" "$R/console-$g.log" 2>/dev/null; done
@@ -135,7 +182,7 @@ T PV-CHECKED "rc=$(cat $R/pv.rc)"
 # The vcpu monitor's restart runs beside the rest: it follows g-vcpu's own timeline.
 if [ "$vcpu" = 1 ]; then
     (
-        wait_for "$(console g-vcpu)" "IVMON-STEADY-START" 240 || exit 1
+        wait_for "$(console g-vcpu)" "IVMON-STEADY-START" 240 || { stalled g-vcpu; exit 1; }
         sleep 2
         kill -KILL "$wv1"
         T WV1-KILLED "lines=$(wc -l <$R/wv1.jsonl)"
@@ -216,7 +263,7 @@ echo $? >$R/w2.rc
 T W2-EXITED "rc=$(cat $R/w2.rc)"
 
 if [ "$vcpu" = 1 ]; then
-    wait_for "$(console g-vcpu)" "IVMON-STEADY-DONE" 240
+    wait_for "$(console g-vcpu)" "IVMON-STEADY-DONE" 240 || stalled g-vcpu
     sleep 3
     T WV2-BEFORE-DESTROY "lines=$(wc -l <$R/wv2.jsonl 2>/dev/null)"
     xl destroy g-vcpu

@@ -9,6 +9,8 @@ Used by tests/xen/test_xen.py (CTest label xen) and bench/xen/run.py. Builds on 
                                                  # for dom0, guest_adds: for the guest
     x.boot(dom0_args="xt.vcpu=1", timeout=600)   # waits for XT-DONE on the serial console
     x.markers("HOSTILE")                         # [{k: v}, ...] of "XT-HOSTILE k=v ..." lines
+    x.guest_crash()                              # a guest kernel's crash under emulation, or None
+    x.keep_boot(n)                               # keeps this boot's logs before the next boot
     x.result("w1.jsonl")                         # bytes of a file dom0 left in /results
 
 What is measured on this project's machines (labs/README.md): a PVH guest needs
@@ -21,19 +23,20 @@ died at random (SIGSEGV, "malloc(): invalid size") --, and every PVH guest start
 another guest ran triple-faulted in early boot. Xen's `spec-ctrl=eager-fpu` cured the
 registers but not the triple faults. With `qemu64,+svm,+npt` the registers stay clean (checkers
 in dom0 and in three guests booted 4 s apart) and no `smap=0` is needed, but PVH guests still
-triple-faulted now and then under multi-threaded TCG: in the kernel's PIT calibration loop
-(~100k I/O exits) while its vm_event monitor was being enabled, at a process's first SSE
-instruction, right after xen+vcpu's `vmmcall`, during a ring takeover -- each time around a
-domain pause or a vCPU being paused and woken, and in the worst case the saved guest state held
-Xen's own RIP and CR3. Single-threaded TCG (`thread=single`) serializes the two emulated CPUs:
-no triple fault since, in the label and in three bench runs of 27,000 xen+vcpu traps each, for
-about half the speed. Xen also runs with `spec-ctrl=eager-fpu` (no lazy FPU switching, no #NM
-intercepts), and dom0-run.sh boots the PVH guest alone and starts its monitor once its kernel is
-up.
+triple-faulted now and then under multi-threaded TCG (in the kernel's PIT calibration loop
+while its vm_event monitor was being enabled, at a process's first SSE instruction, right after
+xen+vcpu's `vmmcall`). Single-threaded TCG (`thread=single`) ended those; what is left is a
+guest kernel that now and then finds its GS base wrong at an interrupt and panics, in 2 of 6
+boots, also with every domain pinned to a CPU of its own (dom0_vcpus_pin, 3 CPUs; kept: the
+boots are faster so). guest_crash() recognises such a boot; test_xen.py boots again then, a
+bounded number of times (docs/XEN.md, "Under QEMU"). Xen also runs with `spec-ctrl=eager-fpu`
+(no lazy FPU switching, no #NM intercepts), and dom0-run.sh boots the PVH guest alone and
+starts its monitor once its kernel is up.
 """
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -43,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 import vmlib  # noqa: E402
 
-XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcpus=2 loglvl=all "
+XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcpus=1 dom0_vcpus_pin loglvl=all "
             "guest_loglvl=all noreboot spec-ctrl=eager-fpu")
 CPU = "qemu64,+svm,+npt"  # SVM with nested paging for PVH; see above for why not "max"
 TCG = "tcg,thread=single"  # see above for why not thread=multi
@@ -85,7 +88,7 @@ class XenRun:
     def command(self, dom0_args):
         dom0 = "console=hvc0 earlyprintk=xen " + dom0_args
         return [vmlib.QEMU, "-accel", TCG, "-machine", "pc", "-cpu", CPU,
-                "-smp", "2", "-m", "2048", "-nographic", "-monitor", "none", "-no-reboot",
+                "-smp", "3", "-m", "2048", "-nographic", "-monitor", "none", "-no-reboot",
                 "-nic", "none", "-serial", "file:" + self.serial,
                 "-kernel", os.path.join(self.imgdir, "xen"), "-append", XEN_ARGS,
                 "-initrd", "%s %s,%s" % (os.path.join(self.imgdir, "vmlinuz"), dom0.replace(",", ",,"),
@@ -149,6 +152,34 @@ class XenRun:
         for m in re.finditer(r"XT-%s\b(.*)" % re.escape(word), self.log()):
             out.append(dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv))
         return out
+
+    def guest_crash(self):
+        """What shows that a guest's kernel crashed in this boot (its console, or Xen's log),
+        or None. Under QEMU's emulation of nested SVM a PVH guest's kernel now and then gets an
+        interrupt where it has them off: it finds its GS base wrong and panics, or spins for good
+        on a seqcount the interrupt broke into (dom0-run.sh's kernel_hung; docs/XEN.md, "Under
+        QEMU"): nothing any program in the guest or in dom0 can cause, and nothing that happens
+        on hardware."""
+        for name in sorted(self._results or {}):
+            text = self.text(name)
+            if name.startswith("guest-hung-"):
+                return "%s: %s" % (name, text.strip())
+            if name.startswith("console-"):
+                for l in text.splitlines():
+                    if "Kernel panic" in l or "stack guard page was hit" in l:
+                        return "%s: %s" % (name, l.strip())
+            if name == "xl-dmesg.log":
+                for l in text.splitlines():
+                    if "Triple fault" in l:
+                        return "%s: %s" % (name, l.strip())
+        return None
+
+    def keep_boot(self, n):
+        """Keeps this boot's serial log and results as serial-bootN.log and results-bootN."""
+        os.replace(self.serial, os.path.join(self.workdir, "serial-boot%d.log" % n))
+        kept = os.path.join(self.workdir, "results-boot%d" % n)
+        shutil.rmtree(kept, ignore_errors=True)
+        os.replace(os.path.join(self.workdir, "results"), kept)
 
     def errors(self):
         return [l for l in self.log().splitlines() if "XT-ERROR" in l]
