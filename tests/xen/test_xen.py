@@ -198,7 +198,7 @@ def check_vcpu(t, x):
                            st["error"]))
 
 
-BOOTS = 4
+BOOTS = 6
 
 
 def main():
