@@ -18,13 +18,14 @@
 #define VCHAN_WAIT_MS 10
 
 /* Waits for the peer's next notification, VCHAN_WAIT_MS at most. Returns 0, or -1 if the vchan
- * is closed or broken. */
+ * is broken, or closed with nothing left to read: a peer may write its last bytes and close at
+ * once (the reader's final acknowledgement does), and those bytes are still there to read. */
 static inline int vchan_wait(struct libxenvchan *v)
 {
     struct pollfd p = {.fd = libxenvchan_fd_for_select(v), .events = POLLIN};
     if (poll(&p, 1, VCHAN_WAIT_MS) > 0 && libxenvchan_wait(v) < 0)
         return -1;
-    return libxenvchan_is_open(v) ? 0 : -1;
+    return libxenvchan_is_open(v) || libxenvchan_data_ready(v) > 0 ? 0 : -1;
 }
 
 /* Writes all len bytes of buf. Returns 0 or -1. */
