@@ -226,11 +226,11 @@ def main():
         if not crash:
             break
         x.keep_boot(boot)
-        print("xen: boot %d of %d at most: a guest kernel crashed under QEMU's emulation, so this "
+        print("xen: boot %d of %d at most: a guest kernel crashed or hung under QEMU's emulation, so this "
               "boot proves nothing either way; booting again (its logs: %s/results-boot%d): %s"
               % (boot, BOOTS, a.workdir, boot, crash), file=sys.stderr)
         if boot == BOOTS:
-            t.fail("a guest kernel crashed under emulation in each of %d boots; the last: %s"
+            t.fail("a guest kernel crashed or hung under emulation in each of %d boots; the last: %s"
                    % (BOOTS, crash))
     if x.errors():
         t.fail("dom0 reported: %s" % "; ".join(x.errors()))

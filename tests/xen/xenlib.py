@@ -26,9 +26,10 @@ in dom0 and in three guests booted 4 s apart) and no `smap=0` is needed, but PVH
 triple-faulted now and then under multi-threaded TCG (in the kernel's PIT calibration loop
 while its vm_event monitor was being enabled, at a process's first SSE instruction, right after
 xen+vcpu's `vmmcall`). Single-threaded TCG (`thread=single`) ended those; what is left is a
-guest kernel that now and then finds its GS base wrong at an interrupt and panics, in 2 of 6
-boots, also with every domain pinned to a CPU of its own (dom0_vcpus_pin, 3 CPUs; kept: the
-boots are faster so). guest_crash() recognises such a boot; test_xen.py boots again then, a
+guest kernel that now and then takes an interrupt with interrupts off and panics (a wrong GS
+base) or hangs (a spin on a seqcount or a lock), in 6 of 16 boots, also with every domain
+pinned to a CPU of its own (dom0_vcpus_pin, 3 CPUs; kept: the boots are faster so).
+guest_crash() recognises such a boot; test_xen.py boots again then, a
 bounded number of times (docs/XEN.md, "Under QEMU"). Xen also runs with `spec-ctrl=eager-fpu`
 (no lazy FPU switching, no #NM intercepts), and dom0-run.sh boots the PVH guest alone and
 starts its monitor once its kernel is up.
@@ -158,8 +159,7 @@ class XenRun:
         or None. Under QEMU's emulation of nested SVM a PVH guest's kernel now and then gets an
         interrupt where it has them off: it finds its GS base wrong and panics, or spins for good
         on a seqcount the interrupt broke into (dom0-run.sh's kernel_hung; docs/XEN.md, "Under
-        QEMU"): nothing any program in the guest or in dom0 can cause, and nothing that happens
-        on hardware."""
+        QEMU"): nothing any program in the guest or in dom0 can cause."""
         for name in sorted(self._results or {}):
             text = self.text(name)
             if name.startswith("guest-hung-"):
