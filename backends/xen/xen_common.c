@@ -70,6 +70,24 @@ static int find_by_name(struct xs_handle *xs, const char *name, uint32_t *ret)
     return r;
 }
 
+int ivmon__xen_domain_info(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret)
+{
+    /* xc_domain_getinfo answers with the first domains from domid on, so a missing domain shows
+     * up as the next one, or -- when no domain follows it -- as a failure with ESRCH (Xen 4.18
+     * and later give ESRCH for any missing domain). ESRCH is a fact about the domain, not an
+     * error: a session that took it for one would outlive its domain for good (it did, whenever
+     * its guest had the highest id and was freed before the session looked). */
+    errno = 0;
+    int n = ivmon__xen_sys->domain_getinfo(xch, domid, 1, ret);
+    if (n < 0 && errno == ESRCH)
+        return -ENODEV;
+    if (n < 0)
+        return errno ? -errno : -EIO;
+    if (n == 0 || ret->domid != domid)
+        return -ENODEV;
+    return 0;
+}
+
 int ivmon__xen_find_domain(ivmon *m, const char *scheme, struct xs_handle *xs, xc_interface *xch,
                            const char *target, uint32_t *ret_domid)
 {
@@ -96,7 +114,7 @@ int ivmon__xen_find_domain(ivmon *m, const char *scheme, struct xs_handle *xs, x
             return ivmon__error(m, r, "%s: reading /local/domain: %s", scheme, strerror(-r));
     }
     xc_dominfo_t info;
-    r = ivmon__xen_sys->domain_info(xch, domid, &info);
+    r = ivmon__xen_domain_info(xch, domid, &info);
     if (r == -ENODEV)
         return ivmon__error(m, r, "%s: there is no domain %u", scheme, (unsigned)domid);
     if (r < 0)

@@ -21,6 +21,10 @@
  * blanks, no leading zero (except "0" itself), at most max. Returns 0 or -EINVAL. */
 int ivmon__xen_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *ret);
 
+/* One domain's info. Returns 0, -ENODEV if there is no domain domid (never created, or destroyed
+ * and freed), or another negative errno. */
+int ivmon__xen_domain_info(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret);
+
 /* Finds the domain named by target (an id or a name) and checks it exists. Returns 0 with
  * *ret_domid set, -ENODEV (no such domain), -EINVAL (bad target) or another negative errno, each
  * with a message on m prefixed by scheme. */

@@ -312,8 +312,13 @@ static int rescan(ivmon *m, struct xen_shm *b)
     if (r < 0)
         return fail_session(m, r);
     if (r == 0) {
-        if (b->attached) /* the agent stopped; its last records are drained */
+        if (b->attached) { /* the agent stopped; its last records are drained */
             detach(b);
+            ivmon__log(m, IVMON_LOG_INFO,
+                       XSHM_SCHEME ": domain %u: the agent closed its ring or its entries are "
+                                   "gone; unmapped, waiting for an agent",
+                       (unsigned)b->c.domid);
+        }
         return 0;
     }
     if (b->attached && e.generation == b->generation) {
@@ -461,7 +466,7 @@ static void take_wakeups(ivmon *m, struct xen_shm *b)
 static int domain_gone(struct xen_shm *b)
 {
     xc_dominfo_t info;
-    int r = ivmon__xen_sys->domain_info(b->c.xch, b->c.domid, &info);
+    int r = ivmon__xen_domain_info(b->c.xch, b->c.domid, &info);
     return r == -ENODEV || (r == 0 && info.dying);
 }
 

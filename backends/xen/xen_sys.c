@@ -2,7 +2,6 @@
 /* The real Xen library calls behind struct ivmon_xen_sys; see xen_sys.h. */
 #include "xen/xen_sys.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 
@@ -28,18 +27,6 @@ static xc_interface *real_xc_open(void)
     return xc_interface_open(&quiet_logger, &quiet_logger, 0);
 }
 
-static int real_domain_info(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret)
-{
-    /* xc_domain_getinfo returns the first domains from domid on: the one asked for may be
-     * missing and the next one answer instead. */
-    int n = xc_domain_getinfo(xch, domid, 1, ret);
-    if (n < 0)
-        return errno ? -errno : -EIO;
-    if (n == 0 || ret->domid != domid)
-        return -ENODEV;
-    return 0;
-}
-
 static void real_unmap_page(void *page)
 {
     munmap(page, XC_PAGE_SIZE);
@@ -63,7 +50,7 @@ static xenevtchn_handle *real_evtchn_open(void)
 const struct ivmon_xen_sys ivmon__xen_sys_real = {
     .xc_open = real_xc_open,
     .xc_close = xc_interface_close,
-    .domain_info = real_domain_info,
+    .domain_getinfo = xc_domain_getinfo,
     .domain_pause = xc_domain_pause,
     .domain_unpause = xc_domain_unpause,
     .monitor_enable = xc_monitor_enable,

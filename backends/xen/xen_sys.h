@@ -29,8 +29,10 @@ struct ivmon_xen_sys {
     /* libxenctrl */
     xc_interface *(*xc_open)(void);
     int (*xc_close)(xc_interface *xch);
-    /* One domain's info: 0, or -ENODEV if there is no such domain, or a negative errno. */
-    int (*domain_info)(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret);
+    /* xc_domain_getinfo: read through ivmon__xen_domain_info (xen_common.h), which knows how
+     * it answers for a domain that is missing. */
+    int (*domain_getinfo)(xc_interface *xch, uint32_t first_domid, unsigned int max_doms,
+                          xc_dominfo_t *info);
     int (*domain_pause)(xc_interface *xch, uint32_t domid);
     int (*domain_unpause)(xc_interface *xch, uint32_t domid);
     void *(*monitor_enable)(xc_interface *xch, uint32_t domid, uint32_t *port);

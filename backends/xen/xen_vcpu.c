@@ -123,7 +123,7 @@ static int xvcpu_open(ivmon *m, void *priv, ivmon_uri *u)
     r = ivmon__xen_connect(m, XVCPU_SCHEME, "vcpu", u->target, &b->c);
     if (r < 0)
         return r;
-    r = x->domain_info(b->c.xch, b->c.domid, &info);
+    r = ivmon__xen_domain_info(b->c.xch, b->c.domid, &info);
     if (r < 0)
         return ivmon__error(m, r, XVCPU_SCHEME ": domain %u: %s", (unsigned)b->c.domid,
                             strerror(-r));
@@ -249,7 +249,7 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
     if (now >= b->next_check_ns) {
         xc_dominfo_t info;
         b->next_check_ns = now + XVCPU_PERIODIC_MS * 1000000ull;
-        int d = x->domain_info(b->c.xch, b->c.domid, &info);
+        int d = ivmon__xen_domain_info(b->c.xch, b->c.domid, &info);
         if (d == -ENODEV || (d == 0 && info.dying))
             return ivmon__fail(m, -ENODEV, XVCPU_SCHEME ": domain %u went away",
                                (unsigned)b->c.domid);

@@ -33,7 +33,7 @@
 
 #include "internal.h"
 #include "ivmon/ivmon.h"
-#include "xen/xen_sys.h" /* first of the Xen headers: it asks for the tools-only parts */
+#include "xen/xen_common.h" /* first of the Xen headers: it asks for the tools-only parts */
 
 #include "vchan_io.h"
 
@@ -74,7 +74,7 @@ static uint64_t cpu_ns(void)
 static uint64_t guest_ns(const struct run *r)
 {
     xc_dominfo_t info;
-    if (!r->xch || ivmon__xen_sys->domain_info(r->xch, r->domid, &info) < 0)
+    if (!r->xch || ivmon__xen_domain_info(r->xch, r->domid, &info) < 0)
         return 0;
     return info.cpu_time;
 }
@@ -157,7 +157,7 @@ static int vchan_alive(void *arg)
     if (r->xch && now - r->alive_ns >= 1000000000u) {
         xc_dominfo_t info;
         r->alive_ns = now;
-        return ivmon__xen_sys->domain_info(r->xch, r->domid, &info) == 0 && !info.dying;
+        return ivmon__xen_domain_info(r->xch, r->domid, &info) == 0 && !info.dying;
     }
     return 1;
 }
@@ -180,7 +180,7 @@ static int read_vchan(struct run *r, uint64_t deadline)
     struct libxenvchan *v;
     while (!(v = libxenvchan_client_init(NULL, (int)domid, path))) {
         xc_dominfo_t info;
-        if (r->xch && ivmon__xen_sys->domain_info(r->xch, r->domid, &info) < 0) {
+        if (r->xch && ivmon__xen_domain_info(r->xch, r->domid, &info) < 0) {
             snprintf(r->why, sizeof r->why, "domain %u went away before its vchan came",
                      (unsigned)r->domid);
             return -1;

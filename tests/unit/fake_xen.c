@@ -124,16 +124,32 @@ static int f_xc_close(xc_interface *x)
 {
     return 0;
 }
-static int f_domain_info(xc_interface *x, uint32_t domid, xc_dominfo_t *ret)
+/* As Xen 4.17's xc_domain_getinfo: the first max domains with an id from first on, in id
+ * order; -1 with ESRCH when there is none. */
+static int f_domain_getinfo(xc_interface *x, uint32_t first, unsigned int max, xc_dominfo_t *info)
 {
-    struct fake_dom *d = fake_xen_dom(domid);
-    if (!d)
-        return -ENODEV;
-    memset(ret, 0, sizeof *ret);
-    ret->domid = domid;
-    ret->dying = d->dying ? 1 : 0;
-    ret->hvm = !d->pv;
-    return 0;
+    unsigned n = 0;
+    uint32_t from = first;
+    while (n < max) {
+        const struct fake_dom *next = NULL;
+        for (int i = 0; i < FAKE_XEN_DOMS; i++)
+            if (fx.doms[i].exists && fx.doms[i].domid >= from &&
+                (!next || fx.doms[i].domid < next->domid))
+                next = &fx.doms[i];
+        if (!next)
+            break;
+        memset(&info[n], 0, sizeof info[n]);
+        info[n].domid = next->domid;
+        info[n].dying = next->dying ? 1 : 0;
+        info[n].hvm = !next->pv;
+        n++;
+        from = next->domid + 1;
+    }
+    if (n == 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    return (int)n;
 }
 static int f_domain_pause(xc_interface *x, uint32_t domid)
 {
@@ -322,7 +338,7 @@ static int f_notify(xenevtchn_handle *x, evtchn_port_t port)
 const struct ivmon_xen_sys fake_xen_sys = {
     .xc_open = f_xc_open,
     .xc_close = f_xc_close,
-    .domain_info = f_domain_info,
+    .domain_getinfo = f_domain_getinfo,
     .domain_pause = f_domain_pause,
     .domain_unpause = f_domain_unpause,
     .monitor_enable = f_monitor_enable,

@@ -358,6 +358,38 @@ static void test_domain_gone_without_watch(void **state)
     ivmon_close(b);
 }
 
+/* `xl destroy` as libxl does it: the guest's XenStore directory goes first, while the domain is
+ * merely paused, so the session unmaps (the agent seems to have stopped); nothing holds the
+ * domain's pages any more, and Xen frees it outright. Domain 12 has the highest id, so the next
+ * look finds no domain from 12 on at all (ESRCH), which must still end the session. */
+static void test_domain_freed_after_its_directory(void **state)
+{
+    struct guest good = {0}, g = {0};
+    unsigned ngood = 0, n = 0;
+    ivmon *b = NULL, *m = open_pair(&good, &ngood, &g, &n, "xen+shm:12", &b);
+
+    guest_emit(&g, 1, 2);
+    assert_int_equal(pump(b), 0);
+    assert_int_equal(n, 3);
+    fake_xen_rm("/local/domain/12/data/ivmon/state");
+    queue_watch("/local/domain/12/data/ivmon", "ivmon-shm-dir");
+    assert_int_equal(pump(b), 0);
+    assert_int_equal(fx.unmaps, 1); /* detached, waiting for an agent */
+
+    fake_xen_dom(12)->exists = 0;
+    queue_watch("@releaseDomain", "ivmon-shm-release");
+    assert_int_equal(ivmon_process(b, 0), -ENODEV);
+    assert_non_null(strstr(ivmon_get_error(b), "went away"));
+
+    /* and a domain that never existed past the highest id is "no domain", not an errno */
+    ivmon *none = NULL;
+    assert_int_equal(ivmon_open(&none, "xen+shm:4000", 0), -ENODEV);
+    assert_non_null(strstr(ivmon_open_error(), "there is no domain 4000"));
+
+    good_still_serves(m, &good, &ngood, 1);
+    ivmon_close(b);
+}
+
 static void test_open_errors(void **state)
 {
     ivmon *m = NULL;
@@ -486,6 +518,25 @@ static void vcpu_domain(void)
     fake_xen_add_dom(0, 12, "g");
     assert_int_equal(posix_memalign(&fx.vm_page, 4096, 4096), 0);
     memset(fx.vm_page, 0, 4096);
+}
+
+/* The same for xen+vcpu:, whose only look at the domain is the periodic one. */
+static void test_vcpu_domain_freed(void **state)
+{
+    vcpu_domain();
+    ivmon *m = NULL;
+    assert_int_equal(ivmon_open(&m, "xen+vcpu:g", 0), 0);
+    assert_int_equal(pump(m), 0);
+    fake_xen_dom(12)->exists = 0;
+    int r = 0;
+    for (int i = 0; i < 60 && r >= 0; i++) { /* 3 s at most; the look is due within 1 s */
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        r = ivmon_process(m, 0);
+    }
+    assert_int_equal(r, -ENODEV);
+    assert_non_null(strstr(ivmon_get_error(m), "went away"));
+    ivmon_close(m);
 }
 
 static void test_vcpu_ring_full_and_version(void **state)
@@ -656,6 +707,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_restart_remaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domain_gone_drains_then_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domain_gone_without_watch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_domain_freed_after_its_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpu_domain_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_ring_full_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcpu_sync_option, setup, teardown),
