@@ -2,7 +2,6 @@
 /* The synthetic FILE records; see synth_record.h. */
 #include "synth_record.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,16 +24,30 @@ void synth_record_init(struct synth_record *s, uint64_t size)
     s->want_path = size > SYNTH_FIXED ? (size_t)(size - SYNTH_FIXED) : 0;
     if (s->want_path > IVMON_PATH_MAX)
         s->want_path = IVMON_PATH_MAX;
+    /* The padding, once: each record rewrites only the prefix and its number. */
+    memset(s->path, 'x', IVMON_PATH_MAX);
+    memcpy(s->path, PREFIX, sizeof PREFIX - 1);
 }
 
 int synth_record_encode(struct synth_record *s, uint64_t i, union ivmon_enc_buf *rec)
 {
-    int n = snprintf(s->path, sizeof s->path, PREFIX "%llu", (unsigned long long)i);
-    size_t len = (size_t)n;
-    if (s->want_path > len) {
-        memset(s->path + len, 'x', s->want_path - len);
+    /* The number by hand, not with snprintf: under QEMU's TCG snprintf took 1.1 us of the
+     * 1.5 us a 128-byte record cost the producer, and the benches would have measured printf
+     * instead of the transports. */
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    size_t len = sizeof PREFIX - 1;
+    while (n)
+        s->path[len++] = digits[--n];
+    if (s->numbered > len) /* a shorter number than before: pad over the rest of the old one */
+        memset(s->path + len, 'x', s->numbered - len);
+    s->numbered = len;
+    if (s->want_path > len)
         len = s->want_path;
-    }
     s->f.path_len = len;
     return ivmon_enc_file(rec, sizeof *rec, ivmon_guest_realtime_ns(), &s->f);
 }

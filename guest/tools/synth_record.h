@@ -22,6 +22,7 @@
 struct synth_record {
     struct ivmon_enc_file f;
     size_t want_path;
+    size_t numbered; /* the end of the longest prefix and number written into path so far */
     char path[IVMON_PATH_MAX + 1];
 };
 
