@@ -11,7 +11,8 @@
 #
 #   --guest-env FILE  image.env written by scripts/guest-image.sh (its kernel is dom0's too)
 #   --watch PATH      ivmon-watch of this build; libivmon.so is found with ldd
-#   --run SCRIPT      copied to /run.sh in dom0 and started by /init
+#   --run SCRIPT      copied to /run.sh in dom0 and started by /init (with tests/xen/dom0-lib.sh
+#                     beside it as /lib/ivmon-dom0.sh, for the script to source)
 #   --add PATH        one more program for dom0's /usr/bin (repeatable; ldd dependencies follow)
 # OUTDIR receives xen (the multiboot hypervisor, gunzipped), dom0.cpio.gz and vmlinuz (dom0's
 # kernel). Stdout: nothing; progress and errors on stderr. Exit 1 with the apt-get command to
@@ -23,6 +24,7 @@
 # project with the Xen backends needs libxen-dev, which scripts/deps.sh installs.
 set -euo pipefail
 prog=xen-image.sh
+here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
 
@@ -138,6 +140,7 @@ cp "$VMLINUX" "$S/guest/vmlinux"
 cp "$INITRD" "$S/guest/initrd.gz"
 cp "$run" "$S/run.sh"
 chmod 755 "$S/run.sh"
+cp "$here/dom0-lib.sh" "$S/lib/ivmon-dom0.sh"
 echo 'autoballoon="off"' >"$S/etc/xen/xl.conf"
 cat >"$S/init" <<'EOF'
 #!/bin/sh
