@@ -24,7 +24,7 @@ void synth_record_init(struct synth_record *s, uint64_t size)
     s->want_path = size > SYNTH_FIXED ? (size_t)(size - SYNTH_FIXED) : 0;
     if (s->want_path > IVMON_PATH_MAX)
         s->want_path = IVMON_PATH_MAX;
-    /* The padding, once: each record rewrites only the prefix and its number. */
+    /* The prefix and the padding, once: each record rewrites only its number. */
     memset(s->path, 'x', IVMON_PATH_MAX);
     memcpy(s->path, PREFIX, sizeof PREFIX - 1);
 }
