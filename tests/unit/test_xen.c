@@ -537,6 +537,7 @@ static void test_vcpu_domain_freed(void **state)
     assert_int_equal(r, -ENODEV);
     assert_non_null(strstr(ivmon_get_error(m), "went away"));
     ivmon_close(m);
+    free(fx.vm_page);
 }
 
 static void test_vcpu_ring_full_and_version(void **state)
