@@ -24,7 +24,8 @@
 #   vrestart once g-vcpu's steady writer runs: wv1 killed (SIGKILL; the vm_event ring it served
 #            stays, and fills), 3 s later wv2 on xen+vcpu:g-vcpu?sync=1, which must take it over
 #   hostile  one more bogus entry set at a time, each met by a new ivmon-watch at open
-#   destroy  `xl destroy g-shm` while w2 watches, `xl destroy g-vcpu` while wv2 watches: a clean
+#   destroy  `xl destroy g-shm` while w2 watches (in libxl's order, with w2 stopped until Xen
+#            has freed the domain: see there), `xl destroy g-vcpu` while wv2 watches: a clean
 #            end of each session
 # Kernel command line of dom0: xt.vcpu=0|1, xt.steady=SECONDS and xt.vsteady=SECONDS,RATE (the
 # two guests' steady writers), xt.linger=MS (their workload steps' linger).
@@ -203,18 +204,34 @@ xenstore-rm "/local/domain/$(xl domid g-vcpu)/data/ivmon"
 wait_for "$(console g-shm)" "IVMON-STEADY-DONE" $((steady + 120)) || { finish; exit 1; }
 sleep 3
 T W2-BEFORE-DESTROY "lines=$(wc -l <$R/w2.jsonl)"
-# libxl's own order, in slow motion: `xl destroy` pauses the domain, removes its XenStore
-# directory and only then destroys it. A session that sees the directory go first lets go of the
-# pages, so Xen frees the domain outright instead of keeping it dying; with the highest domain id
-# it then vanishes from every lookup (ESRCH). The race went that way in CI, and a session that
-# missed it outlived its domain; here it goes that way every time. (A session still holding its
+# The destroy as CI once met it, made certain. `xl destroy` removes the guest's XenStore
+# directory before it destroys the domain; a session that sees the directory go first lets go of
+# the pages, and Xen then frees the domain outright instead of keeping it dying. If the session
+# looks only after that, a domain with the highest id has vanished from every lookup (ESRCH),
+# and a session that took that for a passing error outlived its domain for good. Here: the
+# directory goes while the guest is paused, the session unmaps, it is stopped (SIGSTOP) while
+# the domain is destroyed and freed, and goes on only then. (A session that still holds its
 # pages at the destroy, the other way, is wv2's below and the unit tests'.)
+d=$(xl domid g-shm)
 xl pause g-shm
-xenstore-rm "/local/domain/$(xl domid g-shm)/data/ivmon"
-wait_for $R/w2.err "domain $(xl domid g-shm): the agent closed its ring or its entries are gone" 30
+xenstore-rm "/local/domain/$d/data/ivmon"
+wait_for $R/w2.err "domain $d: the agent closed its ring or its entries are gone" 30
 T W2-DETACHED "gntdev_maps=$(grep -c gntdev /proc/$w2/maps)"
+kill -STOP $w2
 xl destroy g-shm
 T DESTROYED "name=g-shm"
+# the IDs of every domain Xen still has, dying ones included
+domids() { xl list | awk 'NR > 1 {print $2}'; }
+n=0
+while domids | grep -qx "$d" && [ $n -lt 100 ]; do
+    n=$((n + 1))
+    sleep 0.1
+done
+if domids | grep -qx "$d"; then
+    T ERROR "domain $d was still there 10 s after its destroy (xl list: $(xl list | tr '\n' ';'))"
+fi
+T DOMAIN-FREED "domid=$d highest=$(domids | sort -n | tail -1)"
+kill -CONT $w2
 n=0
 while kill -0 $w2 2>/dev/null && [ $n -lt 200 ]; do
     n=$((n + 1))

@@ -96,6 +96,11 @@ def check_restart_and_destroy(t, x, w1_second):
         t.fail("w2 printed no stats for %s: %s" % (uri, x.text("w2.err")[-2000:]))
     if not st.get("error") or "went away" not in st["error"]:
         t.fail("destroy: the %s session did not end with 'went away': %s" % (uri, st.get("error")))
+    # The destroy's point: a freed domain with the highest id, which lookups answer with ESRCH.
+    freed = x.markers("DOMAIN-FREED")
+    if not freed or int(freed[0]["domid"]) <= int(freed[0]["highest"]):
+        t.fail("destroy: g-shm was not the highest domain id when freed, so the destroy tested "
+               "less than it should: %s" % freed)
     st_ok = dict(st)
     st_ok["error"] = None
     vmlib.check_accounting(st_ok, malformed=0, missed=0, restarts=0)
