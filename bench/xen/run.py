@@ -141,18 +141,10 @@ def main():
                       guest_adds=[os.path.join(b, "bench", "xen", "ivmon-vchan-produce")])
     # As in the test (tests/xen/test_xen.py): a boot whose guest kernel crashed or hung under
     # QEMU's emulation measures nothing; it is kept and done again, BOOTS times at most.
-    for boot in range(1, BOOTS + 1):
-        load_before = loadavg()
-        x.boot("xb.args=%d,%d,%d,%d" % (a.size, a.shm, a.vcpu, a.vchan), timeout=1800)
-        load_after = loadavg()
-        crash = x.guest_crash()
-        if not crash:
-            break
-        x.keep_boot(boot)
-        print("bench/xen: boot %d of %d at most: the guest's kernel crashed or hung under QEMU's "
-              "emulation; booting again: %s" % (boot, BOOTS, crash), file=sys.stderr)
-        if boot == BOOTS:
-            t.fail("the guest's kernel crashed or hung in each of %d boots; the last: %s" % (BOOTS, crash))
+    load_before = loadavg()
+    boot = x.boot_sound("xb.args=%d,%d,%d,%d" % (a.size, a.shm, a.vcpu, a.vchan), timeout=1800,
+                        boots=BOOTS)
+    load_after = loadavg()
     if x.errors():
         t.fail("dom0 reported: %s" % "; ".join(x.errors()))
     console = x.text("console-gb.log")

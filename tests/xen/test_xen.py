@@ -223,20 +223,9 @@ def main():
     # The steps linger 2 s: the agent reads /proc when it handles an event, and a xen+vcpu agent
     # waits whenever dom0 falls behind (guest/image/workloads/xen.sh).
     # A guest kernel crash under emulation (xenlib.XenRun.guest_crash) says nothing of libivmon:
-    # that boot is kept, said loudly, and done again, BOOTS times at most. Any other failure
-    # fails at once.
-    for boot in range(1, BOOTS + 1):
-        x.boot("xt.vcpu=%d xt.steady=24 xt.vsteady=16,10 xt.linger=2000" % a.vcpu, timeout=900)
-        crash = x.guest_crash()
-        if not crash:
-            break
-        x.keep_boot(boot)
-        print("xen: boot %d of %d at most: a guest kernel crashed or hung under QEMU's emulation, so this "
-              "boot proves nothing either way; booting again (its logs: %s/results-boot%d): %s"
-              % (boot, BOOTS, a.workdir, boot, crash), file=sys.stderr)
-        if boot == BOOTS:
-            t.fail("a guest kernel crashed or hung under emulation in each of %d boots; the last: %s"
-                   % (BOOTS, crash))
+    # that boot is kept, said loudly, and done again, BOOTS times at most.
+    x.boot_sound("xt.vcpu=%d xt.steady=24 xt.vsteady=16,10 xt.linger=2000" % a.vcpu, timeout=900,
+                 boots=BOOTS)
     if x.errors():
         t.fail("dom0 reported: %s" % "; ".join(x.errors()))
     w1_second = check_first_monitor(t, x, "w1", "xen+shm:g-shm")
