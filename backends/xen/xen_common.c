@@ -88,6 +88,13 @@ int ivmon__xen_domain_info(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret)
     return 0;
 }
 
+int ivmon__xen_domain_gone(xc_interface *xch, uint32_t domid)
+{
+    xc_dominfo_t info;
+    int r = ivmon__xen_domain_info(xch, domid, &info);
+    return r == -ENODEV || (r == 0 && info.dying);
+}
+
 int ivmon__xen_find_domain(ivmon *m, const char *scheme, struct xs_handle *xs, xc_interface *xch,
                            const char *target, uint32_t *ret_domid)
 {

@@ -25,6 +25,10 @@ int ivmon__xen_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *ret)
  * and freed), or another negative errno. */
 int ivmon__xen_domain_info(xc_interface *xch, uint32_t domid, xc_dominfo_t *ret);
 
+/* Whether domain domid is gone: destroyed, or dying. A failed look (another errno) is not
+ * taken for gone; the sessions look again a second later. */
+int ivmon__xen_domain_gone(xc_interface *xch, uint32_t domid);
+
 /* Finds the domain named by target (an id or a name) and checks it exists. Returns 0 with
  * *ret_domid set, -ENODEV (no such domain), -EINVAL (bad target) or another negative errno, each
  * with a message on m prefixed by scheme. */

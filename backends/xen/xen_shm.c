@@ -462,14 +462,6 @@ static void take_wakeups(ivmon *m, struct xen_shm *b)
     }
 }
 
-/* Whether our domain is gone (destroyed, or dying). */
-static int domain_gone(struct xen_shm *b)
-{
-    xc_dominfo_t info;
-    int r = ivmon__xen_domain_info(b->c.xch, b->c.domid, &info);
-    return r == -ENODEV || (r == 0 && info.dying);
-}
-
 static int xshm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
 {
     struct xen_shm *b = priv;
@@ -497,7 +489,7 @@ static int xshm_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
     if (b->domcheck || now >= b->next_domcheck_ns) {
         b->domcheck = 0;
         b->next_domcheck_ns = now + XSHM_PERIODIC_MS * 1000000ull;
-        b->gone = domain_gone(b);
+        b->gone = ivmon__xen_domain_gone(b->c.xch, b->c.domid);
     }
     if (b->gone) {
         detach(b);

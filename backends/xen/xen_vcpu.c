@@ -247,10 +247,8 @@ static int xvcpu_process(ivmon *m, void *priv, unsigned budget, int *ret_more)
     ivmon__stat_add(m, IVMON_STAT_WAKEUPS, ivmon__xen_take_events(b->c.xce, b->evtchn_fd, -1));
     uint64_t now = ivmon__monotonic_ns();
     if (now >= b->next_check_ns) {
-        xc_dominfo_t info;
         b->next_check_ns = now + XVCPU_PERIODIC_MS * 1000000ull;
-        int d = ivmon__xen_domain_info(b->c.xch, b->c.domid, &info);
-        if (d == -ENODEV || (d == 0 && info.dying))
+        if (ivmon__xen_domain_gone(b->c.xch, b->c.domid))
             return ivmon__fail(m, -ENODEV, XVCPU_SCHEME ": domain %u went away",
                                (unsigned)b->c.domid);
     }
